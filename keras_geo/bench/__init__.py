@@ -1,0 +1,1 @@
+"""Benchmarks behind `keras-geo bench` and BENCHMARKS.md."""

@@ -1,0 +1,1 @@
+"""The `keras-geo` command line: one argparse subcommand per module."""

@@ -1,0 +1,57 @@
+"""Entry point of the `keras-geo` console script.
+
+Each subcommand lives in its own module of this package and exposes
+`add_parser(subparsers)`, which registers the subcommand and sets
+`func=<callable(args) -> int | None>` as its default. Modules are imported
+only to register their parsers; heavy imports (tensorflow, keras) happen
+inside the subcommand functions so `keras-geo --help` stays fast.
+"""
+
+import argparse
+import importlib
+import sys
+
+from keras_geo import __version__
+from keras_geo.errors import UserError
+
+SUBCOMMAND_MODULES = (
+    "data",
+    "train",
+    "evaluate",
+    "tune",
+    "export",
+    "predict",
+    "bench",
+    "demo",
+)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="keras-geo",
+        description="Name the country of a GeoGuessr screenshot.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in SUBCOMMAND_MODULES:
+        module = importlib.import_module(f"keras_geo.cli.{name}")
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except UserError as error:
+        print(f"keras-geo: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("keras-geo: interrupted; rerun the same command to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

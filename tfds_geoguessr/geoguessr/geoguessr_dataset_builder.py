@@ -1,0 +1,2 @@
+"""Placeholder: replaced by the dataset owner."""
+Builder = None
