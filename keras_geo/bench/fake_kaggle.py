@@ -1,0 +1,92 @@
+"""A fake Kaggle-layout folder of full-size JPEG frames, for benchmarks.
+
+The real frames are 1536x662 JPEGs of about 135 KB. Flat synthetic images
+compress to a few KB and decode faster than real ones, which would flatter
+every decode benchmark; these frames are smooth colour gradients (sky, ground)
+plus blurred blobs and pixel noise, tuned so that a frame weighs about as much
+as a real one (~100-150 KB at quality 90).
+
+Example:
+    >>> root = make_fake_kaggle("/tmp/fake", images_per_country=5)
+    >>> sorted(p.name for p in (root / "Japan").iterdir())[:1]
+    ['canvas_1600000000.jpg']
+"""
+
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+# The paper's 20 classes (the 20 largest Kaggle folders), alphabetical.
+TOP20 = (
+    "Argentina", "Australia", "Brazil", "Canada", "Finland", "France",
+    "Germany", "Italy", "Japan", "Mexico", "Norway", "Poland", "Russia",
+    "Singapore", "South Africa", "Spain", "Sweden", "Thailand",
+    "United Kingdom", "United States",
+)
+FRAME_SIZE = (1536, 662)  # (width, height) of a Kaggle frame.
+
+
+def fake_frame(rng, size=FRAME_SIZE):
+    """Returns one RGB uint8 frame [height, width, 3] that compresses like a photo.
+
+    Args:
+        rng: a `numpy.random.Generator`.
+        size: (width, height) in pixels.
+    """
+    width, height = size
+    top, bottom = rng.uniform(40, 230, size=(2, 3))
+    ramp = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None, None]
+    frame = top + (bottom - top) * ramp + np.zeros((1, width, 1), np.float32)
+    coarse = rng.normal(0, 40, size=(max(2, height // 24), max(2, width // 24), 3))
+    blobs = Image.fromarray(np.clip(coarse + 128, 0, 255).astype(np.uint8))
+    blobs = np.asarray(blobs.resize((width, height), Image.BICUBIC), np.float32)
+    noise = rng.standard_normal(size=(height, width, 3), dtype=np.float32)
+    frame += blobs - 128 + 1.5 * noise
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def make_fake_kaggle(
+    root, *, images_per_country=10, countries=TOP20, size=FRAME_SIZE, seed=0, quality=90
+):
+    """Writes `root/compressed_dataset/<Country>/canvas_<n>.jpg` frames.
+
+    Existing files are kept, so a second call with the same arguments is
+    cheap. Countries get slightly different counts (the first country the
+    most) so that the folder sizes have a strict order, as the builder's
+    top-20 check expects.
+
+    Args:
+        root: output folder (created).
+        images_per_country: images in the smallest folder.
+        countries: folder names.
+        size: (width, height) of every frame.
+        seed: fixes every pixel.
+        quality: JPEG quality.
+
+    Returns:
+        The `compressed_dataset` folder (a `pathlib.Path`).
+    """
+    if images_per_country < 1:
+        raise ValueError(
+            f"`images_per_country` must be >= 1. Received: images_per_country={images_per_country}"
+        )
+    base = pathlib.Path(root) / "compressed_dataset"
+    stamp = 1_600_000_000
+    for index, country in enumerate(countries):
+        folder = base / country
+        folder.mkdir(parents=True, exist_ok=True)
+        count = images_per_country + (len(countries) - 1 - index) // 4
+        for _ in range(count):
+            path = folder / f"canvas_{stamp}.jpg"
+            stamp += 1
+            if path.exists():
+                continue
+            rng = np.random.default_rng([seed, stamp])
+            Image.fromarray(fake_frame(rng, size)).save(path, quality=quality)
+    return base
+
+
+def image_count(root):
+    """Number of `.jpg` files under `root` (recursively)."""
+    return sum(1 for _ in pathlib.Path(root).rglob("*.jpg"))

@@ -1,0 +1,72 @@
+"""`keras-geo bench decode`: what the stored image size costs every epoch.
+
+The builder stores frames squashed to 224x224 (issue 2: "decide and measure
+at what size images are stored"). This benchmark decodes, in a tf.data
+pipeline on all cores, the same frames stored three ways and resizes each to
+the model input:
+
+- `full`: the 1536x662 JPEG as downloaded, decoded at full scale;
+- `full-dct2`: the same bytes decoded at 1/2 scale by libjpeg (`ratio=2`),
+  the cheapest way to use full-size files;
+- `stored`: a 224x224 JPEG, what the `top20`/`all` configs store.
+
+The one-off price of `stored` is the build (see `keras-geo bench scaling`).
+"""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from keras_geo.bench.fake_kaggle import FRAME_SIZE, fake_frame
+from keras_geo.bench.timing import timed_loop
+
+VARIANTS = ("full", "full-dct2", "stored")
+
+
+def encoded_frames(count, *, size=FRAME_SIZE, stored_size=224, seed=0, quality=90):
+    """Returns (full-size JPEG bytes, squashed stored-size JPEG bytes) lists."""
+    full, stored = [], []
+    for index in range(count):
+        image = Image.fromarray(fake_frame(np.random.default_rng([seed, index]), size))
+        for out, img in ((full, image), (stored, image.resize((stored_size,) * 2, Image.BILINEAR))):
+            buffer = io.BytesIO()
+            img.save(buffer, format="JPEG", quality=quality)
+            out.append(buffer.getvalue())
+    return full, stored
+
+
+def decode_dataset(encoded, *, variant, image_size, batch_size):
+    """A repeated, batched tf.data pipeline decoding `encoded` JPEG bytes."""
+    import tensorflow as tf
+
+    ratio = 2 if variant == "full-dct2" else 1
+
+    def decode(data):
+        image = tf.io.decode_jpeg(data, channels=3, ratio=ratio)
+        return tf.image.resize(image, (image_size, image_size))
+
+    ds = tf.data.Dataset.from_tensor_slices(encoded).repeat()
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def run_decode(*, count=64, image_size=224, batch_size=32, seconds=5.0, frame_size=FRAME_SIZE):
+    """Measures decode + resize throughput of each variant; returns a dict."""
+    full, stored = encoded_frames(count, size=frame_size, stored_size=image_size)
+    rows = []
+    for variant in VARIANTS:
+        encoded = stored if variant == "stored" else full
+        iterator = iter(decode_dataset(encoded, variant=variant, image_size=image_size,
+                                       batch_size=batch_size))
+        images, elapsed = timed_loop(
+            lambda it=iterator: int(next(it).shape[0]), seconds=seconds, warmup_steps=2
+        )
+        rows.append({
+            "variant": variant,
+            "mean_kb": sum(map(len, encoded)) / len(encoded) / 1024,
+            "images_per_second": images / elapsed,
+        })
+    speedup = rows[-1]["images_per_second"] / rows[0]["images_per_second"]
+    return {"benchmark": "decode", "frame_size": list(frame_size), "rows": rows,
+            "stored_vs_full": speedup, "images_per_second": rows[-1]["images_per_second"]}
