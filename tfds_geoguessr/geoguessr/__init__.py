@@ -1,0 +1,1 @@
+"""The `geoguessr` TFDS dataset (see README.md in this folder)."""

@@ -1,2 +1,256 @@
-"""Placeholder: replaced by the dataset owner."""
-Builder = None
+"""The `geoguessr` dataset: Kaggle GeoGuessr screenshots labelled by country.
+
+Configs: `top20` (default; the paper's 20 largest folders), `all` (the 124
+folders) and `synthetic` (drawn street scenes, no download). See README.md
+next to this file for the split, size and bad-input rules.
+"""
+
+import collections
+import io
+import json
+import zipfile
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+from PIL import Image
+
+from keras_geo.errors import UserError
+from tfds_geoguessr.geoguessr import layout, splits
+
+KAGGLE_ID = "ubitquitin/geolocation-geoguessr-images-50k"
+REPORT_NAME = "build_report.json"
+JPEG_QUALITY = 95
+SYNTHETIC_SEED = 20240
+SYNTHETIC_PER_COUNTRY = 50
+_HERE = epath.Path(__file__).parent
+
+
+def read_labels(name: str) -> list[str]:
+    """Reads a versioned label file (`labels_top20.txt`, `labels_all.txt`)."""
+    text = (_HERE / name).read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class GeoguessrConfig(tfds.core.BuilderConfig):
+    """A `geoguessr` config: which label file and stored image size."""
+
+    def __init__(self, *, label_file: str, image_size: int, synthetic=False, **kw):
+        super().__init__(**kw)
+        self.label_file = label_file
+        self.image_size = image_size
+        self.synthetic = synthetic
+
+
+class Builder(tfds.core.GeneratorBasedBuilder):
+    """Kaggle "GeoLocation - Geoguessr Images (50K)", split 90:5:5 per country."""
+
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {
+        "1.0.0": "Initial release: configs top20, all, synthetic; frames "
+        "squashed to 224x224 (synthetic 64x64); hash-ordered 90:5:5 splits.",
+    }
+    BUILDER_CONFIGS = [
+        GeoguessrConfig(
+            name="top20",
+            description="The 20 largest country folders (the paper's classes), "
+            "frames squashed to 224x224.",
+            label_file="labels_top20.txt",
+            image_size=224,
+        ),
+        GeoguessrConfig(
+            name="all",
+            description="All 124 country folders, frames squashed to 224x224; "
+            "countries with fewer than 3 images are in train only.",
+            label_file="labels_all.txt",
+            image_size=224,
+        ),
+        GeoguessrConfig(
+            name="synthetic",
+            description="SYNTHETIC street scenes for the 20 top20 countries, "
+            f"{SYNTHETIC_PER_COUNTRY} per country, 64x64, fixed seed; no download.",
+            label_file="labels_top20.txt",
+            image_size=64,
+            synthetic=True,
+        ),
+    ]
+    DEFAULT_CONFIG_NAME = "top20"
+    MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
+Download the Kaggle dataset `{KAGGLE_ID}` (about 6.8 GB; needs a Kaggle account
+and API token, see https://www.kaggle.com/docs/api):
+
+    kaggle datasets download -d {KAGGLE_ID} -p MANUAL_DIR
+
+and pass `--manual-dir MANUAL_DIR` (default: <data_dir>/downloads/manual).
+MANUAL_DIR may hold the zip as downloaded, the extracted `compressed_dataset/`
+folder, or the country folders (`France/`, `Japan/`, ...) directly.
+"""
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        size = self.builder_config.image_size
+        return self.dataset_info_from_configs(
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(
+                        shape=(size, size, 3), encoding_format="jpeg"
+                    ),
+                    "label": tfds.features.ClassLabel(names=self._labels()),
+                    "file_name": tfds.features.Text(),
+                }
+            ),
+            supervised_keys=("image", "label"),
+            homepage=f"https://www.kaggle.com/datasets/{KAGGLE_ID}",
+        )
+
+    def _labels(self) -> list[str]:
+        return read_labels(self.builder_config.label_file)
+
+    def _download_and_prepare(self, dl_manager, download_config=None, **kwargs):
+        self._report = {"config": self.builder_config.name, "skipped": []}
+        super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        self._report["num_examples"] = {
+            name: split.num_examples for name, split in self.info.splits.items()
+        }
+        reasons = collections.Counter(
+            item["reason"].split(":")[0] for item in self._report["skipped"]
+        )
+        self._report["skipped_counts"] = dict(sorted(reasons.items()))
+        text = json.dumps(self._report, indent=2, ensure_ascii=False)
+        (self.data_path / REPORT_NAME).write_text(text + "\n", encoding="utf-8")
+
+    def _split_generators(self, dl_manager):
+        if self.builder_config.synthetic:
+            return self._synthetic_splits()
+        try:
+            manual_dir = dl_manager.manual_dir
+            source = layout.locate(manual_dir, read_labels("labels_all.txt"))
+        except (AssertionError, layout.LayoutError) as error:
+            first_line = str(error).splitlines()[0]
+            raise UserError(
+                f"{first_line}. {' '.join(self.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}"
+            ) from None
+        self._report["source"] = str(source)
+        assigned = self._assign(source)
+        return {
+            split: self._generate_examples(source, assigned[split])
+            for split in splits.SPLITS
+        }
+
+    def _assign(self, source):
+        """Lists, filters and checks the files; returns `{split: [Entry]}`."""
+        entries, outside = layout.list_files(source)
+        skipped = self._report["skipped"]
+        skipped += [{"file": p, "reason": "not in a country folder"} for p in outside]
+        by_folder = collections.defaultdict(list)
+        for entry in entries:
+            reason = layout.skip_reason(entry)
+            if reason:
+                skipped.append({"file": entry.file_name, "reason": reason})
+            else:
+                by_folder[entry.folder].append(entry)
+        labels = self._labels()
+        _check_folders(self.builder_config.name, labels, by_folder)
+        self._report["excluded_folders"] = _excluded(labels, by_folder)
+        assigned = {split: [] for split in splits.SPLITS}
+        for country in labels:
+            files = {e.file_name: e for e in by_folder[country]}
+            for key, split in sorted(splits.assign(files).items()):
+                assigned[split].append(files[key])
+        return assigned
+
+    def _generate_examples(self, source, entries):
+        size = self.builder_config.image_size
+        with layout.reader(source) as read:
+            for entry in entries:
+                try:
+                    image = squash(read(entry), size)
+                except (OSError, SyntaxError, ValueError, zipfile.BadZipFile,
+                        Image.DecompressionBombError) as error:
+                    self._report["skipped"].append(
+                        {"file": entry.file_name, "reason": f"undecodable: {error}"}
+                    )
+                    continue
+                yield entry.file_name, {
+                    "image": encode_jpeg(image),
+                    "label": entry.folder,
+                    "file_name": entry.file_name,
+                }
+
+    def _synthetic_splits(self):
+        keys = {}
+        for index, country in enumerate(self._labels()):
+            names = [
+                f"{country}/synthetic_{i:03d}.jpg" for i in range(SYNTHETIC_PER_COUNTRY)
+            ]
+            keys.update(splits.assign(names))
+        self._report["source"] = f"synthetic (seed {SYNTHETIC_SEED})"
+        return {
+            split: self._generate_synthetic(sorted(k for k, s in keys.items() if s == split))
+            for split in splits.SPLITS
+        }
+
+    def _generate_synthetic(self, keys):
+        from tfds_geoguessr.geoguessr.synthetic import draw_scene
+
+        labels = self._labels()
+        size = self.builder_config.image_size
+        for key in keys:
+            country, name = key.split("/")
+            index = int(name.split("_")[1].split(".")[0])
+            rng = np.random.default_rng([SYNTHETIC_SEED, labels.index(country), index])
+            image = Image.fromarray(np.asarray(draw_scene(country, rng, size), np.uint8))
+            yield key, {"image": encode_jpeg(image), "label": country, "file_name": key}
+
+
+def squash(data: bytes, size: int) -> Image.Image:
+    """Decodes an image file and squashes it to `size` x `size` RGB.
+
+    PIL's bilinear resize, antialiased when shrinking: what torchvision's
+    `Resize((224, 224))` did to the PIL frames in the paper. Raises OSError
+    (or SyntaxError, ValueError) for data PIL cannot fully decode.
+    """
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        rgb = image.convert("RGB")
+    return rgb.resize((size, size), Image.BILINEAR)
+
+
+def encode_jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def _check_folders(config_name, labels, by_folder):
+    """Raises UserError if a label country is missing or, for top20, too small."""
+    missing = [c for c in labels if not by_folder.get(c)]
+    if missing:
+        raise UserError(
+            f"config {config_name!r}: the data has no images for "
+            f"{len(missing)} countries: {', '.join(missing)}. Download the full "
+            f"Kaggle dataset {KAGGLE_ID} (or use another config)."
+        )
+    if config_name != "top20":
+        return
+    counts = {folder: len(files) for folder, files in by_folder.items()}
+    too_small = [
+        c for c in labels if sum(n > counts[c] for n in counts.values()) >= len(labels)
+    ]
+    if too_small:
+        raise UserError(
+            f"config 'top20': {', '.join(too_small)} not among the 20 largest "
+            "folders of the data; is this the Kaggle dataset "
+            f"{KAGGLE_ID}? (Use config 'all' for other folders.)"
+        )
+
+
+def _excluded(labels, by_folder):
+    known = set(read_labels("labels_all.txt"))
+    return {
+        folder: {
+            "files": len(files),
+            "reason": "not in this config" if folder in known else "unknown folder",
+        }
+        for folder, files in sorted(by_folder.items())
+        if folder not in labels
+    }

@@ -1,0 +1,132 @@
+"""Load and build the `geoguessr` TFDS dataset (package `tfds_geoguessr`).
+
+`dataset` arguments accept a config name (`"top20"`) or a TFDS name
+(`"geoguessr/top20"`, as in `TrainConfig.dataset`). `data_dir=None` means
+TFDS' default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
+"""
+
+import json
+
+from keras_geo.errors import UserError
+
+DATASET_NAME = "geoguessr"
+CONFIGS = ("top20", "all", "synthetic")
+
+
+def config_name(dataset: str) -> str:
+    """`"geoguessr/top20"` or `"top20"` -> `"top20"`; UserError if unknown."""
+    name, _, config = dataset.rpartition("/")
+    if name not in ("", DATASET_NAME) or config not in CONFIGS:
+        raise UserError(
+            f"unknown dataset {dataset!r}: use one of "
+            + ", ".join(f"{DATASET_NAME}/{c}" for c in CONFIGS)
+        )
+    return config
+
+
+def builder(dataset: str, data_dir=None):
+    """The TFDS builder of `dataset` (not necessarily prepared)."""
+    from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder
+
+    return Builder(config=config_name(dataset), data_dir=_str(data_dir))
+
+
+def build_command(dataset: str, data_dir=None) -> str:
+    """The `keras-geo data build` command that prepares `dataset`."""
+    command = f"keras-geo data build --config {config_name(dataset)}"
+    return command + (f" --data-dir {data_dir}" if data_dir else "")
+
+
+def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False):
+    """Returns `split` as an unbatched `tf.data.Dataset` of `(image, label)`.
+
+    Images are uint8 `[H, W, 3]` (224x224 for top20/all, 64x64 for
+    synthetic), labels int64 indices into `class_names(dataset)`.
+
+    Raises:
+        UserError: the dataset was never built in `data_dir`, or `split` is
+            not one of train, validation, test.
+    """
+    ds_builder = _prepared(dataset, data_dir)
+    if split not in ds_builder.info.splits:
+        raise UserError(
+            f"unknown split {split!r} of {dataset}: use one of "
+            + ", ".join(ds_builder.info.splits)
+        )
+    return ds_builder.as_dataset(
+        split=split, as_supervised=True, shuffle_files=shuffle_files
+    )
+
+
+def class_names(dataset: str, data_dir=None) -> list[str]:
+    """The country folder names in label order (from the versioned label file)."""
+    return list(builder(dataset, data_dir).info.features["label"].names)
+
+
+def build(config_name_, *, manual_dir=None, data_dir=None, overwrite=False) -> dict:
+    """Builds `geoguessr/<config>` and returns its build report.
+
+    Args:
+        config_name_: "top20", "all" or "synthetic" (or "geoguessr/<config>").
+        manual_dir: Folder with the Kaggle download (zip, `compressed_dataset/`
+            or country folders). None: `<data_dir>/downloads/manual`.
+        data_dir: TFDS data dir. None: TFDS' default.
+        overwrite: Rebuild even if the dataset is already prepared.
+
+    Returns:
+        The report (`build_report.json` in the dataset directory): `num_examples`
+        per split, `skipped` files with their reason, `skipped_counts`,
+        `excluded_folders`, `source`; plus `path`, the dataset directory.
+    """
+    import tensorflow_datasets as tfds
+
+    ds_builder = builder(config_name_, data_dir)
+    mode = tfds.download.GenerateMode
+    download_config = tfds.download.DownloadConfig(
+        manual_dir=_str(manual_dir),
+        download_mode=mode.REUSE_CACHE_IF_EXISTS if not overwrite else mode.FORCE_REDOWNLOAD,
+    )
+    ds_builder.download_and_prepare(
+        download_config=download_config, file_format="tfrecord"
+    )
+    return read_report(ds_builder)
+
+
+def read_report(ds_builder) -> dict:
+    """The build report of a prepared builder (minimal if it has none)."""
+    path = ds_builder.data_path / "build_report.json"
+    if path.exists():
+        report = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        report = {"skipped": [], "skipped_counts": {}, "excluded_folders": {}}
+        report["num_examples"] = {
+            name: split.num_examples for name, split in ds_builder.info.splits.items()
+        }
+    report["path"] = str(ds_builder.data_path)
+    return report
+
+
+def ensure_synthetic(data_dir=None) -> str:
+    """Builds `geoguessr/synthetic` in `data_dir` unless it is already there.
+
+    Returns:
+        The dataset directory.
+    """
+    ds_builder = builder("synthetic", data_dir)
+    if not ds_builder.is_prepared():
+        build("synthetic", data_dir=data_dir)
+    return str(ds_builder.data_path)
+
+
+def _prepared(dataset, data_dir):
+    ds_builder = builder(dataset, data_dir)
+    if not ds_builder.is_prepared():
+        raise UserError(
+            f"dataset {DATASET_NAME}/{config_name(dataset)} is not built in "
+            f"{ds_builder.data_dir_root}: run `{build_command(dataset, data_dir)}`"
+        )
+    return ds_builder
+
+
+def _str(path):
+    return None if path is None else str(path)
