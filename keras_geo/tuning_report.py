@@ -1,0 +1,233 @@
+"""Results of a tuning search: `trials.csv`, `best.json`, `search.png`.
+
+Everything is read back from KerasTuner's project on disk
+(`tuning/search/trial_*/trial.json`) plus the `keras_geo.json` record each
+trial's tuner writes beside it, so the report is the same for a single
+process, a resumed search and a distributed one, and can be rewritten at any
+time with `write_report(tuning_dir)`.
+"""
+
+import csv
+import glob
+import json
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HYPERPARAMETERS = ("batch_size", "learning_rate", "weight_decay", "alpha")
+OBJECTIVE = "val_accuracy"
+EXTRA_METRICS = ("val_top5_accuracy", "val_mean_km")
+COLUMNS = (
+    "trial_id",
+    "status",
+    *HYPERPARAMETERS,
+    OBJECTIVE,
+    *EXTRA_METRICS,
+    "best_epoch",
+    "wall_time_s",
+    "tuner_id",
+    "message",
+)
+REPORT_FILES = ("trials.csv", "best.json", "search.png", "search_config.json")
+
+
+def summarize_error(message, limit=300):
+    """Returns the exception line of a traceback (None for None), shortened.
+
+    Example: `summarize_error("Traceback ...\\n  File ...\\nValueError: bad")`
+    returns `"ValueError: bad"`.
+    """
+    if not message:
+        return None
+    lines = [line for line in str(message).splitlines() if line.strip()]
+    skip = ("Traceback", "During handling", "The above exception")
+    candidates = [
+        line
+        for line in lines
+        if not line[0].isspace() and ":" in line and not line.startswith(skip)
+    ]
+    text = (candidates[-1] if candidates else lines[-1]).strip()
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _metric_at_best_step(state, name):
+    history = state.get("metrics", {}).get("metrics", {}).get(name)
+    if not history or not history.get("observations"):
+        return None
+    observations = history["observations"]
+    at_best = [o for o in observations if o["step"] == state.get("best_step")]
+    value = (at_best or observations)[-1]["value"]
+    value = value[-1] if isinstance(value, list) else value
+    return float(value)
+
+
+def _status(state, record):
+    if state["status"] == "COMPLETED":
+        return "COMPLETED"
+    if record and record.get("status") in ("FAILED", "INVALID"):
+        return "FAILED"
+    return state["status"]  # RUNNING: interrupted or still running.
+
+
+def _row(trial_json):
+    with open(trial_json) as f:
+        state = json.load(f)
+    record_path = os.path.join(os.path.dirname(trial_json), "keras_geo.json")
+    record = {}
+    if os.path.exists(record_path):
+        with open(record_path) as f:
+            record = json.load(f)
+    values = state["hyperparameters"]["values"]
+    row = {"trial_id": state["trial_id"], "status": _status(state, record)}
+    row.update({name: values.get(name) for name in HYPERPARAMETERS})
+    completed = row["status"] == "COMPLETED"
+    for name in (OBJECTIVE, *EXTRA_METRICS):
+        row[name] = _metric_at_best_step(state, name) if completed else None
+    row["best_epoch"] = state["best_step"] + 1 if completed else None
+    row["wall_time_s"] = record.get("wall_time_s")
+    row["tuner_id"] = record.get("tuner_id")
+    row["message"] = (
+        None
+        if completed
+        else (record.get("message") or summarize_error(state.get("message")))
+    )
+    return row
+
+
+def load_trials(tuning_dir):
+    """Returns one dict per trial (keys `COLUMNS`), ordered by trial id."""
+    paths = glob.glob(os.path.join(tuning_dir, "search", "trial_*", "trial.json"))
+    rows = [_row(path) for path in paths]
+    return sorted(rows, key=lambda row: int(row["trial_id"]))
+
+
+def best_trial(rows):
+    """The completed row with the highest objective (first on ties), or None."""
+    completed = [
+        r for r in rows if r["status"] == "COMPLETED" and r[OBJECTIVE] is not None
+    ]
+    completed = [r for r in completed if not math.isnan(r[OBJECTIVE])]
+    return max(completed, key=lambda r: r[OBJECTIVE], default=None)
+
+
+def write_trials_csv(tuning_dir, rows=None):
+    """Writes `tuning_dir/trials.csv` and returns the rows."""
+    rows = load_trials(tuning_dir) if rows is None else rows
+    with open(os.path.join(tuning_dir, "trials.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
+    return rows
+
+
+def write_report(tuning_dir):
+    """Writes trials.csv, best.json and search.png; returns the best hyperparameters.
+
+    `best.json` holds TrainConfig field names only, so
+    `TrainConfig().replace(**json.load(f))` and `keras-geo train --hparams`
+    accept it. Returns None (and writes no best.json) if no trial completed.
+    """
+    rows = write_trials_csv(tuning_dir)
+    best = best_trial(rows)
+    best_path = os.path.join(tuning_dir, "best.json")
+    if best is None:
+        if os.path.exists(best_path):
+            os.remove(best_path)
+        return None
+    hparams = {name: best[name] for name in HYPERPARAMETERS}
+    hparams["batch_size"] = int(hparams["batch_size"])
+    for name in ("learning_rate", "weight_decay", "alpha"):
+        hparams[name] = float(hparams[name])
+    with open(best_path, "w") as f:
+        json.dump(hparams, f, indent=2)
+        f.write("\n")
+    plot_search(rows, best, os.path.join(tuning_dir, "search.png"))
+    return hparams
+
+
+def remove_reports(tuning_dir):
+    for name in REPORT_FILES:
+        path = os.path.join(tuning_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
+
+
+def plot_search(rows, best, path):
+    """Objective against each hyperparameter, 4 panels, best trial starred."""
+    done = [r for r in rows if r["status"] == "COMPLETED" and r[OBJECTIVE] is not None]
+    failed = [r for r in rows if r["status"] == "FAILED"]
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharey=True)
+    for ax, name in zip(axes, HYPERPARAMETERS, strict=True):
+        ax.scatter([r[name] for r in done], [r[OBJECTIVE] for r in done], label="trial")
+        if failed:
+            ax.scatter(
+                [r[name] for r in failed],
+                [0.0] * len(failed),
+                marker="x",
+                color="red",
+                label="failed",
+            )
+        ax.scatter(
+            [best[name]],
+            [best[OBJECTIVE]],
+            marker="*",
+            s=250,
+            color="orange",
+            edgecolor="black",
+            zorder=3,
+            label=f"best (trial {best['trial_id']})",
+        )
+        if name == "learning_rate":
+            ax.set_xscale("log")
+        elif name == "weight_decay":
+            ax.set_xscale("symlog", linthresh=1e-5)
+        ax.set_xlabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(OBJECTIVE)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Random search: {len(done)} completed, {len(failed)} failed trials")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _fmt(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def progress_line(
+    *,
+    number,
+    total,
+    values,
+    status,
+    score,
+    best_score,
+    best_id,
+    wall_time_s,
+    message=None,
+):
+    """One line per finished trial, e.g.
+
+    `trial 3/30 COMPLETED batch_size=180 learning_rate=0.001 weight_decay=0.0001
+    alpha=2.5 -> val_accuracy=0.4123 | best 0.4500 (trial 01) | 95.2 s`
+    """
+    hps = " ".join(f"{k}={_fmt(values.get(k))}" for k in HYPERPARAMETERS)
+    result = (
+        f"{OBJECTIVE}={score:.4f}"
+        if score is not None and status == "COMPLETED"
+        else (message or "")
+    )
+    best = (
+        f"best {best_score:.4f} (trial {best_id})"
+        if best_score is not None
+        else "best -"
+    )
+    return (
+        f"trial {number}/{total} {status} {hps} -> {result} | {best} | {wall_time_s} s"
+    )
