@@ -1,10 +1,38 @@
-"""`keras-geo evaluate`: not implemented yet (placeholder, replaced by its owner)."""
+"""`keras-geo evaluate`: metrics JSON and figures of a run on one split."""
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("evaluate", help="(not implemented yet)")
-    parser.set_defaults(func=_not_implemented)
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a run directory on a split (metrics JSON, figures)",
+        description=(
+            "Write RUN_DIR/metrics/<split>.json (accuracy, top-5 accuracy, mean and "
+            "median great-circle error in km, GeoGuessr score, majority-class "
+            "baseline, per-country precision/recall/support, confusion matrix) and "
+            "RUN_DIR/plots/ (confusion matrix, per-country accuracy, training curves)."
+        ),
+    )
+    parser.add_argument(
+        "--run-dir", required=True, help="run directory written by train"
+    )
+    parser.add_argument(
+        "--split",
+        default="test",
+        choices=("train", "validation", "test"),
+        help="default: test",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="default: the run's batch size"
+    )
+    parser.set_defaults(func=run)
 
 
-def _not_implemented(args):
-    raise SystemExit("keras-geo evaluate: not implemented yet")
+def run(args):
+    from keras_geo import evaluation
+    from keras_geo.cli.train import format_summary
+    from keras_geo.errors import UserError
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"`--batch-size` must be >= 1. Received: {args.batch_size}")
+    metrics = evaluation.evaluate(args.run_dir, args.split, batch_size=args.batch_size)
+    print(format_summary(args.run_dir, metrics, args.split))

@@ -1,0 +1,170 @@
+"""Evaluation of a run on one split: metrics JSON and the paper's figures.
+
+`evaluate(run_dir, split)` writes `RUN_DIR/metrics/<split>.json`:
+
+- `accuracy`, `top5_accuracy`, `num_examples`, `num_classes`;
+- `mean_km`, `median_km`: great-circle distance between the predicted and the
+  true country's points (`keras_geo.countries`), 0 when right;
+- `geoguessr_score`: mean of `5000 * exp(-d_km / 1492.7)` (max 5000);
+- `majority_class`, `majority_class_accuracy`: always answering the split's
+  most frequent country (United States, about 30.5% of top20): the baseline
+  any accuracy must beat, besides `chance_accuracy` = 1 / classes;
+- `per_country`: precision, recall (= the country's accuracy) and support;
+- `confusion_matrix`: counts, `[true][predicted]`, in `class_names` order;
+
+and `RUN_DIR/plots/`: `confusion_matrix_<split>.png` (rows normalised),
+`per_country_accuracy_<split>.png`, `training_curves.png`.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+
+from keras_geo import runs
+from keras_geo.errors import UserError
+
+
+def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="auto"):
+    """Evaluates the run's model on `split`; writes metrics and figures.
+
+    Args:
+        run_dir: a run directory written by `keras_geo.training.train`.
+        split: `"train"`, `"validation"` or `"test"`.
+        model: the model to evaluate; default: the run's `model.keras`.
+        batch_size: default: the run config's batch size.
+        verbose: `"auto"`/1 shows a progress bar, 0 none.
+
+    Returns:
+        The metrics dict written to `metrics/<split>.json`.
+    """
+    from keras_geo import datasets
+
+    run_dir = pathlib.Path(run_dir)
+    config = runs.stored_config(run_dir)
+    if config is None:
+        raise UserError(
+            f"{run_dir} has no config.json: is it a keras-geo run directory?"
+        )
+    class_names = runs.read_class_names(run_dir)
+    if model is None:
+        model, _, _ = runs.load_model(run_dir)
+    split_ds = datasets.load_split(config.dataset, split, data_dir=config.data_dir)
+    labels, probabilities = predict_split(
+        model,
+        split_ds,
+        image_size=config.image_size,
+        batch_size=batch_size or config.batch_size,
+        verbose=verbose,
+    )
+    metrics = compute_metrics(labels, probabilities, class_names)
+    metrics = {"split": split, "dataset": config.dataset, **metrics}
+    path = runs.metrics_path(run_dir, split)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(metrics, f, indent=2)
+        f.write("\n")
+    write_plots(run_dir, split, metrics, class_names)
+    return metrics
+
+
+def predict_split(model, split_ds, *, image_size, batch_size, verbose="auto"):
+    """Returns `(labels [N] int, probabilities [N, C] float)` over a split."""
+    import keras
+
+    from keras_geo import pipeline
+
+    batches = pipeline.eval_dataset(
+        split_ds, image_size=image_size, batch_size=batch_size
+    )
+    progbar = keras.utils.Progbar(None, unit_name="batch") if verbose else None
+    labels, probabilities = [], []
+    for step, (images, batch_labels) in enumerate(batches):
+        probabilities.append(np.asarray(model.predict_on_batch(images), np.float64))
+        labels.append(np.asarray(batch_labels).reshape(-1))
+        if progbar is not None:
+            progbar.update(step + 1)
+    if not labels:
+        raise UserError("The split is empty: nothing to evaluate.")
+    return np.concatenate(labels).astype(np.int64), np.concatenate(probabilities)
+
+
+def compute_metrics(labels, probabilities, class_names):
+    """Computes the metrics of `evaluate` from labels and predicted probabilities.
+
+    Example: labels [0, 1], probabilities [[.9, .1], [.8, .2]] -> accuracy 0.5,
+    per_country[class_names[1]]["recall"] 0.0.
+    """
+    from keras_geo import countries
+    from keras_geo.metrics import geoguessr_score
+
+    labels = np.asarray(labels, dtype=np.int64)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    num_classes = len(class_names)
+    predictions = probabilities.argmax(axis=1)
+    k = min(5, num_classes)
+    top_k = np.argsort(-probabilities, axis=1)[:, :k]
+    distances = countries.distance_matrix_km(class_names)[labels, predictions]
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (labels, predictions), 1)
+    support = confusion.sum(axis=1)
+    majority = int(support.argmax())
+    return {
+        "num_examples": int(labels.size),
+        "num_classes": num_classes,
+        "accuracy": float(np.mean(predictions == labels)),
+        "top5_accuracy": float(np.mean((top_k == labels[:, None]).any(axis=1))),
+        "mean_km": float(np.mean(distances)),
+        "median_km": float(np.median(distances)),
+        "geoguessr_score": float(np.mean(geoguessr_score(distances))),
+        "majority_class": class_names[majority],
+        "majority_class_accuracy": float(support[majority] / labels.size),
+        "chance_accuracy": 1.0 / num_classes,
+        "per_country": _per_country(confusion, class_names),
+        "class_names": list(class_names),
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def _per_country(confusion, class_names):
+    """Precision, recall and support per country (0.0 where undefined)."""
+    correct = np.diag(confusion).astype(np.float64)
+    predicted = confusion.sum(axis=0)
+    support = confusion.sum(axis=1)
+    precision = np.divide(
+        correct, predicted, out=np.zeros_like(correct), where=predicted > 0
+    )
+    recall = np.divide(correct, support, out=np.zeros_like(correct), where=support > 0)
+    return {
+        name: {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(class_names)
+    }
+
+
+def write_plots(run_dir, split, metrics, class_names):
+    """Writes the confusion matrix, per-country accuracy and training curves."""
+    from keras_geo import plots, training
+
+    out = runs.plots_dir(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    accuracy = metrics["accuracy"]
+    plots.confusion_matrix(
+        metrics["confusion_matrix"],
+        class_names,
+        out / f"confusion_matrix_{split}.png",
+        title=f"Confusion matrix, {split} split (accuracy {accuracy:.1%})",
+    )
+    per_country = [metrics["per_country"][name] for name in class_names]
+    plots.per_country_accuracy(
+        [row["recall"] for row in per_country],
+        [row["support"] for row in per_country],
+        class_names,
+        out / f"per_country_accuracy_{split}.png",
+        title=f"Per-country accuracy, {split} split",
+    )
+    histories = {phase: runs.read_history(run_dir, phase) for phase in training.PHASES}
+    plots.training_curves(histories, out / "training_curves.png")

@@ -1,0 +1,239 @@
+"""The run directory: layout, config guard, phase records, model loading.
+
+A run directory is self-contained; everything needed to reproduce, evaluate
+or export a run lives in it:
+
+    RUN_DIR/
+      config.json            resolved TrainConfig (written first)
+      class_names.json       label order of the model's outputs
+      history/<phase>.csv    per-epoch metrics (CSVLogger), phases frozen, finetune
+      checkpoints/<phase>.weights.h5   best weights of the phase by val_accuracy
+      backup/<phase>/        BackupAndRestore state while a phase is unfinished
+      phases_done.json       finished phases: never redone on a rerun
+      model.keras            final model (class names and config embedded)
+      metrics/<split>.json   written by `keras_geo.evaluation.evaluate`
+      plots/*.png            training curves, confusion matrix, per-country accuracy
+
+`load_model` accepts a run directory or a bare `.keras` file. Class names for
+a `.keras` file: `train` embeds `keras_geo/class_names.json` (and
+`keras_geo/train_config.json`) in the archive next to Keras' own entries, which
+Keras ignores on load; a `.keras` file without them (e.g. saved by hand) is
+read with the `class_names.json` found in the same folder.
+"""
+
+import csv
+import json
+import pathlib
+import zipfile
+
+from keras_geo.config import TrainConfig
+from keras_geo.errors import UserError
+
+CONFIG_FILE = "config.json"
+CLASS_NAMES_FILE = "class_names.json"
+PHASES_DONE_FILE = "phases_done.json"
+MODEL_FILE = "model.keras"
+_EMBEDDED_CLASS_NAMES = "keras_geo/class_names.json"
+_EMBEDDED_CONFIG = "keras_geo/train_config.json"
+# Fields that say where things are, not what is trained: may change on resume.
+_LOCATION_FIELDS = ("data_dir",)
+
+
+def history_path(run_dir, phase):
+    return pathlib.Path(run_dir) / "history" / f"{phase}.csv"
+
+
+def checkpoint_path(run_dir, phase):
+    return pathlib.Path(run_dir) / "checkpoints" / f"{phase}.weights.h5"
+
+
+def backup_dir(run_dir, phase):
+    return pathlib.Path(run_dir) / "backup" / phase
+
+
+def metrics_path(run_dir, split):
+    return pathlib.Path(run_dir) / "metrics" / f"{split}.json"
+
+
+def plots_dir(run_dir):
+    return pathlib.Path(run_dir) / "plots"
+
+
+def stored_config(run_dir):
+    """Returns the run directory's `TrainConfig`, or None if it has none."""
+    path = pathlib.Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    try:
+        return TrainConfig.from_json(path)
+    except (ValueError, TypeError) as error:
+        raise UserError(f"{path} is not a valid run config ({error}).") from None
+
+
+def prepare_run_dir(config, run_dir):
+    """Creates `run_dir` and writes `config.json`, refusing a different run.
+
+    Args:
+        config: the requested `TrainConfig`.
+        run_dir: path; created if missing.
+
+    Returns:
+        The run directory as a `pathlib.Path`.
+
+    Raises:
+        UserError: `run_dir` holds a run whose config differs from `config`
+            (other than the data location), or is a file.
+    """
+    run_dir = pathlib.Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--run-dir {run_dir} is a file; pass a directory.")
+    previous = stored_config(run_dir)
+    if previous is not None:
+        diff = config_diff(previous, config)
+        if diff:
+            raise UserError(
+                f"Run directory {run_dir} holds a run with a different config "
+                f"({'; '.join(diff)}); pass a new --run-dir or the same settings."
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.to_json(run_dir / CONFIG_FILE)
+    return run_dir
+
+
+def config_diff(stored, requested):
+    """Lists `"field: stored -> requested"` for fields that differ (not data_dir)."""
+    old, new = stored.to_dict(), requested.to_dict()
+    return [
+        f"{name}: {old[name]!r} -> {new[name]!r}"
+        for name in sorted(old)
+        if name not in _LOCATION_FIELDS and old[name] != new[name]
+    ]
+
+
+def write_class_names(run_dir, class_names):
+    _write_json(pathlib.Path(run_dir) / CLASS_NAMES_FILE, list(class_names))
+
+
+def read_class_names(run_dir):
+    path = pathlib.Path(run_dir) / CLASS_NAMES_FILE
+    if not path.is_file():
+        raise UserError(f"{path} is missing: is {run_dir} a keras-geo run directory?")
+    return _read_json(path)
+
+
+def phases_done(run_dir):
+    """Returns `{phase: record}` for the phases a run has finished."""
+    path = pathlib.Path(run_dir) / PHASES_DONE_FILE
+    return _read_json(path) if path.is_file() else {}
+
+
+def mark_phase_done(run_dir, phase, record):
+    done = phases_done(run_dir)
+    done[phase] = record
+    _write_json(pathlib.Path(run_dir) / PHASES_DONE_FILE, done)
+
+
+def read_history(run_dir, phase):
+    """Returns the per-epoch rows of `history/<phase>.csv` as float dicts.
+
+    A row repeated by a resumed run (same `epoch`) keeps its last value.
+    """
+    path = history_path(run_dir, phase)
+    if not path.is_file():
+        return []
+    rows = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            values = {k: float(v) for k, v in row.items() if k and v not in ("", None)}
+            if "epoch" in values:
+                rows[int(values["epoch"])] = values
+    return [rows[epoch] for epoch in sorted(rows)]
+
+
+def save_model(model, path, class_names, config=None):
+    """Saves `model` as `.keras` with class names (and config) embedded."""
+    model.save(path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(_EMBEDDED_CLASS_NAMES, json.dumps(list(class_names)))
+        if config is not None:
+            archive.writestr(_EMBEDDED_CONFIG, json.dumps(config.to_dict()))
+
+
+def load_model(path):
+    """Loads a trained model with its class names and config.
+
+    Args:
+        path: a run directory (its `model.keras` is loaded) or a `.keras` file.
+
+    Returns:
+        `(model, class_names, config)`; `config` is a `TrainConfig`, or None
+        for a `.keras` file that carries none.
+
+    Raises:
+        UserError: the path does not exist, holds no model, or no class names
+            can be found.
+    """
+    import keras
+
+    import keras_geo.losses  # noqa: F401  (registers the loss for deserialization)
+    import keras_geo.metrics  # noqa: F401
+
+    path = pathlib.Path(path)
+    model_path = path / MODEL_FILE if path.is_dir() else path
+    if not model_path.is_file():
+        hint = (
+            " (training not finished? rerun `keras-geo train`)" if path.is_dir() else ""
+        )
+        raise UserError(f"No model at {model_path}{hint}.")
+    class_names, config = _embedded_metadata(model_path)
+    if path.is_dir() or class_names is None:
+        folder = path if path.is_dir() else path.parent
+        if (folder / CLASS_NAMES_FILE).is_file():
+            class_names = read_class_names(folder)
+        if config is None:
+            config = stored_config(folder)
+    if class_names is None:
+        raise UserError(
+            f"No class names for {model_path}: put its run's {CLASS_NAMES_FILE} "
+            "next to it, or load the run directory."
+        )
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise UserError(f"Cannot load {model_path} as a Keras model: {error}") from None
+    return model, class_names, config
+
+
+def _embedded_metadata(model_path):
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            names = set(archive.namelist())
+            class_names = (
+                json.loads(archive.read(_EMBEDDED_CLASS_NAMES))
+                if _EMBEDDED_CLASS_NAMES in names
+                else None
+            )
+            config = (
+                TrainConfig().replace(**json.loads(archive.read(_EMBEDDED_CONFIG)))
+                if _EMBEDDED_CONFIG in names
+                else None
+            )
+    except zipfile.BadZipFile:
+        raise UserError(
+            f"{model_path} is not a .keras file (not a zip archive)."
+        ) from None
+    return class_names, config
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_json(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+    tmp.replace(path)
