@@ -86,7 +86,13 @@ def haversine_cross_entropy(
     return cross_entropy + alpha * expected_km / scale
 
 
-def _class_distances(class_names):
+def class_distance_matrix(class_names):
+    """Validates `class_names`; returns their `[C, C]` float32 km matrix.
+
+    Raises:
+        UserError: naming `class_names` if it is a string, empty, holds
+            duplicates or an unknown country.
+    """
     if isinstance(class_names, str) or not class_names:
         raise UserError(
             "`class_names` must be a non-empty list of country names. "
@@ -140,7 +146,7 @@ class HaversineCrossEntropy(keras.losses.Loss):
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         _check_args(alpha, tau_km)
-        self.distances = _class_distances(class_names)
+        self.distances = class_distance_matrix(class_names)
         self.class_names = list(class_names)
         self.alpha = alpha
         self.from_logits = from_logits
