@@ -28,7 +28,9 @@ def builder(dataset: str, data_dir=None):
     """The TFDS builder of `dataset` (not necessarily prepared)."""
     from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder
 
-    return Builder(config=config_name(dataset), data_dir=_str(data_dir))
+    return Builder(
+        config=config_name(dataset), data_dir=_str(data_dir), file_format="tfrecord"
+    )
 
 
 def build_command(dataset: str, data_dir=None) -> str:
@@ -47,7 +49,7 @@ def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False):
         UserError: the dataset was never built in `data_dir`, or `split` is
             not one of train, validation, test.
     """
-    ds_builder = _prepared(dataset, data_dir)
+    ds_builder = prepared_builder(dataset, data_dir)
     if split not in ds_builder.info.splits:
         raise UserError(
             f"unknown split {split!r} of {dataset}: use one of "
@@ -84,11 +86,12 @@ def build(config_name_, *, manual_dir=None, data_dir=None, overwrite=False) -> d
     mode = tfds.download.GenerateMode
     download_config = tfds.download.DownloadConfig(
         manual_dir=_str(manual_dir),
-        download_mode=mode.REUSE_CACHE_IF_EXISTS if not overwrite else mode.FORCE_REDOWNLOAD,
+        # Regenerate (nothing is downloaded) or reuse a prepared dataset.
+        download_mode=mode.REUSE_CACHE_IF_EXISTS
+        if overwrite
+        else mode.REUSE_DATASET_IF_EXISTS,
     )
-    ds_builder.download_and_prepare(
-        download_config=download_config, file_format="tfrecord"
-    )
+    ds_builder.download_and_prepare(download_config=download_config)
     return read_report(ds_builder)
 
 
@@ -118,7 +121,8 @@ def ensure_synthetic(data_dir=None) -> str:
     return str(ds_builder.data_path)
 
 
-def _prepared(dataset, data_dir):
+def prepared_builder(dataset: str, data_dir=None):
+    """The builder of `dataset`; UserError naming the build command if unbuilt."""
     ds_builder = builder(dataset, data_dir)
     if not ds_builder.is_prepared():
         raise UserError(

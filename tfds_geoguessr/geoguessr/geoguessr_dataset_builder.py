@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from keras_geo.errors import UserError
 from tfds_geoguessr.geoguessr import layout, splits
@@ -107,15 +107,10 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
 
     def _download_and_prepare(self, dl_manager, download_config=None, **kwargs):
         self._report = {"config": self.builder_config.name, "skipped": []}
+        self._report["per_country"] = {s: collections.Counter() for s in splits.SPLITS}
         super()._download_and_prepare(dl_manager, download_config, **kwargs)
-        self._report["num_examples"] = {
-            name: split.num_examples for name, split in self.info.splits.items()
-        }
-        reasons = collections.Counter(
-            item["reason"].split(":")[0] for item in self._report["skipped"]
-        )
-        self._report["skipped_counts"] = dict(sorted(reasons.items()))
-        text = json.dumps(self._report, indent=2, ensure_ascii=False)
+        report = _finish_report(self._report, self.info.splits)
+        text = json.dumps(report, indent=2, ensure_ascii=False)
         (self.data_path / REPORT_NAME).write_text(text + "\n", encoding="utf-8")
 
     def _split_generators(self, dl_manager):
@@ -132,7 +127,7 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
         self._report["source"] = str(source)
         assigned = self._assign(source)
         return {
-            split: self._generate_examples(source, assigned[split])
+            split: self._generate_examples(source, assigned[split], split)
             for split in splits.SPLITS
         }
 
@@ -158,47 +153,57 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
                 assigned[split].append(files[key])
         return assigned
 
-    def _generate_examples(self, source, entries):
+    def _generate_examples(self, source, entries, split):
         size = self.builder_config.image_size
+        counts = self._report["per_country"][split]
         with layout.reader(source) as read:
             for entry in entries:
                 try:
                     image = squash(read(entry), size)
-                except (OSError, SyntaxError, ValueError, zipfile.BadZipFile,
-                        Image.DecompressionBombError) as error:
+                except _DECODE_ERRORS as error:
                     self._report["skipped"].append(
-                        {"file": entry.file_name, "reason": f"undecodable: {error}"}
+                        {"file": entry.file_name, "reason": _undecodable(error)}
                     )
                     continue
-                yield entry.file_name, {
-                    "image": encode_jpeg(image),
-                    "label": entry.folder,
-                    "file_name": entry.file_name,
-                }
+                counts[entry.folder] += 1
+                yield (
+                    entry.file_name,
+                    {
+                        "image": encode_jpeg(image),
+                        "label": entry.folder,
+                        "file_name": entry.file_name,
+                    },
+                )
 
     def _synthetic_splits(self):
         keys = {}
-        for index, country in enumerate(self._labels()):
+        for country in self._labels():
             names = [
                 f"{country}/synthetic_{i:03d}.jpg" for i in range(SYNTHETIC_PER_COUNTRY)
             ]
             keys.update(splits.assign(names))
         self._report["source"] = f"synthetic (seed {SYNTHETIC_SEED})"
         return {
-            split: self._generate_synthetic(sorted(k for k, s in keys.items() if s == split))
+            split: self._generate_synthetic(
+                sorted(k for k, s in keys.items() if s == split), split
+            )
             for split in splits.SPLITS
         }
 
-    def _generate_synthetic(self, keys):
+    def _generate_synthetic(self, keys, split):
         from tfds_geoguessr.geoguessr.synthetic import draw_scene
 
+        counts = self._report["per_country"][split]
         labels = self._labels()
         size = self.builder_config.image_size
         for key in keys:
             country, name = key.split("/")
             index = int(name.split("_")[1].split(".")[0])
             rng = np.random.default_rng([SYNTHETIC_SEED, labels.index(country), index])
-            image = Image.fromarray(np.asarray(draw_scene(country, rng, size), np.uint8))
+            image = Image.fromarray(
+                np.asarray(draw_scene(country, rng, size), np.uint8)
+            )
+            counts[country] += 1
             yield key, {"image": encode_jpeg(image), "label": country, "file_name": key}
 
 
@@ -215,10 +220,39 @@ def squash(data: bytes, size: int) -> Image.Image:
     return rgb.resize((size, size), Image.BILINEAR)
 
 
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    zipfile.BadZipFile,
+    Image.DecompressionBombError,
+)
+
+
+def _undecodable(error) -> str:
+    if isinstance(error, UnidentifiedImageError):
+        return "undecodable: not an image format PIL reads"
+    return f"undecodable: {error}"
+
+
 def encode_jpeg(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
+
+
+def _finish_report(report, split_infos):
+    """Adds the totals to the report gathered during generation."""
+    report["num_examples"] = {name: s.num_examples for name, s in split_infos.items()}
+    reasons = collections.Counter(
+        item["reason"].split(":")[0] for item in report["skipped"]
+    )
+    report["skipped_counts"] = dict(sorted(reasons.items()))
+    report["per_country"] = {
+        split: dict(sorted(counts.items()))
+        for split, counts in report["per_country"].items()
+    }
+    return report
 
 
 def _check_folders(config_name, labels, by_folder):
