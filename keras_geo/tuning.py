@@ -453,18 +453,41 @@ def search(
         overwrite=overwrite,
         max_failures=max_failures,
     )
+    best = run_tuner(
+        tuner,
+        train,
+        validation_data=val,
+        epochs=epochs,
+        verbose=verbose,
+    )
+    return None if role == "worker" else best
+
+
+def run_tuner(tuner, *fit_args, **fit_kwargs):
+    """Runs `tuner.search` and writes the report beside its project.
+
+    Returns:
+        The best hyperparameters, or None on a distributed worker (the chief
+        writes the report).
+
+    Raises:
+        UserError: the oracle's `max_consecutive_failed_trials` trials failed
+            in a row, or no trial completed.
+    """
+    tuning_dir = os.path.dirname(tuner.project_dir)
     try:
-        tuner.search(train, validation_data=val, epochs=epochs, verbose=verbose)
+        tuner.search(*fit_args, **fit_kwargs)
     except RuntimeError as error:
         if "consecutive failures" not in str(error):
             raise
         tuning_report.write_report(tuning_dir)
         last = tuning_report.summarize_error(str(error).split("\n", 1)[-1])
+        failures = tuner.oracle.max_consecutive_failed_trials
         raise UserError(
-            f"{max_failures} trials failed in a row, search stopped (last: {last}); "
+            f"{failures} trials failed in a row, search stopped (last: {last}); "
             f"all reasons in {os.path.join(tuning_dir, 'trials.csv')}"
         ) from error
-    if role == "worker":
+    if distributed_role() == "worker":
         return None
     return _finish(tuning_dir)
 

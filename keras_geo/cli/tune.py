@@ -93,6 +93,12 @@ def add_parser(subparsers):
         action="store_true",
         help="delete RUN_DIR/tuning's search and start afresh (default: resume)",
     )
+    parser.add_argument(
+        "--max-examples",
+        type=int,
+        default=None,
+        help="smoke tests: use only the first N train and validation examples",
+    )
     parser.set_defaults(func=run)
 
 
@@ -127,6 +133,7 @@ def run(args):
         max_trials=args.max_trials,
         epochs=args.epochs,
         overwrite=args.overwrite,
+        max_examples=args.max_examples,
         verbose=2,
     )
     if best is not None:

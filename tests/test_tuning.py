@@ -1,0 +1,290 @@
+"""Tests of `keras_geo.tuning`, `keras_geo.tuning_report` and `keras-geo tune`."""
+
+import csv
+import json
+import math
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+
+from keras_geo import tuning, tuning_report
+from keras_geo.cli import main as cli_main
+from keras_geo.config import TrainConfig
+from keras_geo.errors import UserError
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _assert_in_space(row):
+    low, high, step = tuning.BATCH_SIZE_RANGE
+    batch_size = int(row["batch_size"])
+    assert low <= batch_size <= high and (batch_size - low) % step == 0
+    assert float(row["learning_rate"]) in tuning.LEARNING_RATES
+    assert float(row["weight_decay"]) in tuning.WEIGHT_DECAYS
+    a_low, a_high, a_step = tuning.ALPHA_RANGE
+    alpha = float(row["alpha"])
+    assert a_low <= alpha <= a_high
+    assert math.isclose(alpha / a_step, round(alpha / a_step), abs_tol=1e-6)
+
+
+# --- the search space -------------------------------------------------------
+
+
+def test_search_space_defaults_are_the_authors_values():
+    hp = keras_tuner.HyperParameters()
+    assert tuning.declare_search_space(hp) == {
+        "batch_size": 180,
+        "learning_rate": 1e-3,
+        "weight_decay": 1e-4,
+        "alpha": 2.5,
+    }
+    assert len(tuning.LEARNING_RATES) == 7 and len(tuning.WEIGHT_DECAYS) == 6
+    assert 0.0 in tuning.WEIGHT_DECAYS
+    assert {hp.name for hp in hp.space} == set(tuning.HYPERPARAMETERS)
+
+
+def test_random_samples_stay_in_the_declared_ranges():
+    hp = keras_tuner.HyperParameters()
+    tuning.declare_search_space(hp)
+    for seed in range(200):
+        row = {p.name: p.random_sample(seed) for p in hp.space}
+        _assert_in_space(row)
+
+
+def test_hypermodel_rejects_bad_arguments():
+    with pytest.raises(UserError, match="phase"):
+        tuning.GeoHyperModel(["A", "B"], phase="later")
+    with pytest.raises(UserError, match="image_size"):
+        tuning.GeoHyperModel(["A", "B"], image_size=16)
+
+
+def test_nan_loss_fails_the_trial():
+    callback = tuning.FailOnNaNLoss()
+    callback.on_epoch_end(0, {"loss": 1.5})
+    with pytest.raises(keras_tuner.errors.FailedTrialError, match="nan in epoch 2"):
+        callback.on_epoch_end(1, {"loss": float("nan")})
+
+
+# --- the report ---------------------------------------------------------------
+
+
+def test_summarize_error_keeps_the_exception_line():
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "    f()\n"
+        "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when "
+        "allocating tensor\n"
+    )
+    assert tuning_report.summarize_error(trace).startswith("tensorflow.python")
+    assert "OOM" in tuning_report.summarize_error(trace)
+    assert tuning_report.summarize_error(None) is None
+    assert len(tuning_report.summarize_error("E: " + "x" * 1000)) == 300
+
+
+def test_progress_line_names_trial_values_score_and_best():
+    line = tuning_report.progress_line(
+        number=3,
+        total=30,
+        values=dict(tuning.DEFAULTS),
+        status="COMPLETED",
+        score=0.41234,
+        best_score=0.45,
+        best_id="01",
+        wall_time_s=95.2,
+    )
+    assert line.startswith("trial 3/30 COMPLETED batch_size=180 learning_rate=0.001")
+    assert "val_accuracy=0.4123" in line and "best 0.4500 (trial 01)" in line
+
+
+# --- a toy search: fast, exercises GeoTuner and the report -----------------------
+
+
+class ToyHyperModel(keras_tuner.HyperModel):
+    """Same space as GeoHyperModel on a tiny dense model; fails on request."""
+
+    def __init__(self, fail=lambda values: None):
+        super().__init__()
+        self.fail = fail
+        self.fitted = []
+
+    def declare_hyperparameters(self, hp):
+        tuning.declare_search_space(hp)
+
+    def build(self, hp):
+        values = tuning.declare_search_space(hp)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
+        model.compile(
+            optimizer=keras.optimizers.AdamW(values["learning_rate"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            run_eagerly=True,  # Tracing would cost more than these steps.
+        )
+        return model
+
+    def fit(self, hp, model, x, y, **kwargs):
+        values = tuning.declare_search_space(hp)
+        self.fitted.append(values)
+        self.fail(values)
+        return model.fit(x, y, batch_size=values["batch_size"], **kwargs)
+
+
+def _toy_search(tmp_path, hypermodel, max_trials, max_failures=3):
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")
+    tuner = tuning.make_tuner(
+        hypermodel,
+        str(tmp_path / "tuning"),
+        max_trials=max_trials,
+        seed=0,
+        overwrite=False,
+        max_failures=max_failures,
+    )
+    return tuning.run_tuner(tuner, x, y, validation_data=(x, y), epochs=1, verbose=0)
+
+
+def test_failed_trial_is_recorded_and_the_search_goes_on(tmp_path, capsys):
+    def fail_second(values):
+        if len(hypermodel.fitted) == 2:
+            raise RuntimeError("OOM when allocating tensor of shape [256, 2048]")
+
+    hypermodel = ToyHyperModel(fail_second)
+    best = _toy_search(tmp_path, hypermodel, max_trials=3)
+
+    rows = _read_csv(tmp_path / "tuning" / "trials.csv")
+    assert [r["status"] for r in rows] == ["COMPLETED", "FAILED", "COMPLETED"]
+    assert "OOM when allocating" in rows[1]["message"]
+    for row in rows:
+        _assert_in_space(row)
+    done = [r for r in rows if r["status"] == "COMPLETED"]
+    assert all(0 <= float(r["val_accuracy"]) <= 1 for r in done)
+    assert all(r["best_epoch"] == "1" and float(r["wall_time_s"]) >= 0 for r in done)
+    assert best == json.loads((tmp_path / "tuning" / "best.json").read_text())
+    assert sorted(best) == sorted(tuning.HYPERPARAMETERS)
+    config = TrainConfig().replace(**best)  # What `train --hparams` does.
+    assert config.batch_size == best["batch_size"] and config.alpha == best["alpha"]
+    assert (tmp_path / "tuning" / "search.png").stat().st_size > 0
+    # The first trial is sampled like the others, not stuck at the defaults.
+    assert hypermodel.fitted[0] != tuning.DEFAULTS
+    out = capsys.readouterr().out
+    assert "trial 2/3 FAILED" in out and "OOM when allocating" in out
+    assert "trial 3/3 COMPLETED" in out and "best " in out
+
+
+def test_all_trials_failing_raises_a_clear_error(tmp_path):
+    def always(values):
+        raise ValueError("loss exploded")
+
+    with pytest.raises(UserError, match="3 trials failed in a row.*loss exploded"):
+        _toy_search(tmp_path / "a", ToyHyperModel(always), max_trials=5)
+    rows = _read_csv(tmp_path / "a" / "tuning" / "trials.csv")
+    assert len(rows) == 3 and all(r["status"] == "FAILED" for r in rows)
+    assert not (tmp_path / "a" / "tuning" / "best.json").exists()
+
+    with pytest.raises(UserError, match="no trial completed"):
+        _toy_search(tmp_path / "b", ToyHyperModel(always), max_trials=2, max_failures=5)
+
+
+def test_same_seed_same_trials(tmp_path):
+    first, second = ToyHyperModel(), ToyHyperModel()
+    _toy_search(tmp_path / "a", first, max_trials=2)
+    _toy_search(tmp_path / "b", second, max_trials=2)
+    assert first.fitted == second.fitted
+    assert len({json.dumps(v, sort_keys=True) for v in first.fitted}) == 2
+
+
+# --- the real search on synthetic data --------------------------------------------
+
+
+def _cli(*args):
+    return cli_main.main(["tune", *map(str, args)])
+
+
+def _tune_args(data_dir, run_dir, max_trials):
+    return (
+        "--dataset", "geoguessr/synthetic", "--data-dir", data_dir,
+        "--run-dir", run_dir, "--max-trials", max_trials, "--epochs", 1,
+        "--image-size", 32, "--weights", "none", "--max-examples", 48,
+    )  # fmt: skip
+
+
+def test_tune_runs_resumes_and_feeds_train(synthetic_data_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
+    tuning_dir = run_dir / "tuning"
+    first = tuning_dir / "search" / "trial_0" / tuning.SIDE_CAR
+    stamp = first.stat().st_mtime_ns
+
+    # "Interrupted" after one trial: the same command with the full budget
+    # runs only the missing trial; once done, a rerun trains nothing.
+    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 2)) == 0
+    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 2)) == 0
+    assert first.stat().st_mtime_ns == stamp
+    out = capsys.readouterr().out
+    assert out.count("trial 1/") == 1 and out.count("trial 2/2") == 1
+
+    rows = _read_csv(tuning_dir / "trials.csv")
+    assert [r["trial_id"] for r in rows] == ["0", "1"]
+    for row in rows:
+        assert row["status"] == "COMPLETED", row["message"]
+        _assert_in_space(row)
+        assert 0.0 <= float(row["val_accuracy"]) <= 1.0
+        assert row["best_epoch"] == "1"
+        assert float(row["val_mean_km"]) >= 0
+    assert (tuning_dir / "search.png").is_file()
+
+    # best.json feeds train (the TRAIN helper's `--hparams` does the same).
+    from keras_geo import training
+
+    best = json.loads((tuning_dir / "best.json").read_text())
+    config = TrainConfig(
+        dataset="geoguessr/synthetic",
+        data_dir=synthetic_data_dir,
+        weights="none",
+        image_size=32,
+        epochs_frozen=1,
+        epochs_finetune=0,
+    ).replace(**best)
+    model = training.train(config, run_dir / "final", verbose=0)
+    assert model.output_shape == (None, 20)
+
+
+def test_tune_refuses_other_settings_and_overwrite_starts_afresh(
+    synthetic_data_dir, tmp_path
+):
+    run_dir = tmp_path / "run"
+    tuning_dir = run_dir / "tuning"
+    tuning_dir.mkdir(parents=True)
+    (tuning_dir / tuning.CONFIG_FILE).write_text(json.dumps({"epochs": 10}))
+    (tuning_dir / "best.json").write_text("{}")
+    args = _tune_args(synthetic_data_dir, run_dir, 1)
+    assert _cli(*args) == 2  # A one-line UserError: epochs 10 -> 1.
+    assert _cli(*args, "--overwrite") == 0
+    assert json.loads((tuning_dir / "best.json").read_text())["batch_size"] >= 16
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (("--dataset", "mnist"), "geoguessr/<config>"),
+        (("--image-size", "16"), "image_size"),
+        (("--max-trials", "0"), "max_trials"),
+        (("--seed", "-1"), "--seed"),
+    ],
+)
+def test_tune_bad_input_is_a_one_line_error(tmp_path, capsys, flags, message):
+    assert _cli("--run-dir", tmp_path, *flags) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_tune_help_lists_the_distributed_commands(capsys):
+    with pytest.raises(SystemExit):
+        _cli("--help")
+    out = capsys.readouterr().out
+    assert "KERASTUNER_TUNER_ID=chief" in out and "KERASTUNER_TUNER_ID=tuner1" in out
