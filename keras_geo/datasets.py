@@ -6,6 +6,7 @@ TFDS' default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
 """
 
 import json
+import pathlib
 
 from keras_geo.errors import UserError
 
@@ -91,7 +92,18 @@ def build(config_name_, *, manual_dir=None, data_dir=None, overwrite=False) -> d
         if overwrite
         else mode.REUSE_DATASET_IF_EXISTS,
     )
-    ds_builder.download_and_prepare(download_config=download_config)
+    from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import BuildError
+
+    if manual_dir is not None and not pathlib.Path(manual_dir).is_dir():
+        raise UserError(
+            f"--manual-dir {manual_dir} is not a folder: download the Kaggle data "
+            "there first (`kaggle datasets download -d ubitquitin/"
+            "geolocation-geoguessr-images-50k -p DIR`)"
+        )
+    try:
+        ds_builder.download_and_prepare(download_config=download_config)
+    except BuildError as error:
+        raise UserError(str(error)) from None
     return read_report(ds_builder)
 
 

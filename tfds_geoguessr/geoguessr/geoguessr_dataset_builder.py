@@ -15,7 +15,6 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image, UnidentifiedImageError
 
-from keras_geo.errors import UserError
 from tfds_geoguessr.geoguessr import layout, splits
 
 KAGGLE_ID = "ubitquitin/geolocation-geoguessr-images-50k"
@@ -24,6 +23,14 @@ JPEG_QUALITY = 95
 SYNTHETIC_SEED = 20240
 SYNTHETIC_PER_COUNTRY = 50
 _HERE = epath.Path(__file__).parent
+
+
+class BuildError(ValueError):
+    """Input the user can fix: the message names the problem and the fix.
+
+    `keras_geo.datasets.build` turns it into `keras_geo.errors.UserError`;
+    this package does not import `keras_geo`.
+    """
 
 
 def read_labels(name: str) -> list[str]:
@@ -121,7 +128,7 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
             source = layout.locate(manual_dir, read_labels("labels_all.txt"))
         except (AssertionError, layout.LayoutError) as error:
             first_line = str(error).splitlines()[0]
-            raise UserError(
+            raise BuildError(
                 f"{first_line}. {' '.join(self.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}"
             ) from None
         self._report["source"] = str(source)
@@ -134,23 +141,11 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
     def _assign(self, source):
         """Lists, filters and checks the files; returns `{split: [Entry]}`."""
         entries, outside = layout.list_files(source)
-        skipped = self._report["skipped"]
-        skipped += [{"file": p, "reason": "not in a country folder"} for p in outside]
-        by_folder = collections.defaultdict(list)
-        for entry in entries:
-            reason = layout.skip_reason(entry)
-            if reason:
-                skipped.append({"file": entry.file_name, "reason": reason})
-            else:
-                by_folder[entry.folder].append(entry)
-        labels = self._labels()
-        _check_folders(self.builder_config.name, labels, by_folder)
-        self._report["excluded_folders"] = _excluded(labels, by_folder)
-        assigned = {split: [] for split in splits.SPLITS}
-        for country in labels:
-            files = {e.file_name: e for e in by_folder[country]}
-            for key, split in sorted(splits.assign(files).items()):
-                assigned[split].append(files[key])
+        assigned, skipped, excluded = assign_files(
+            entries, outside, self._labels(), self.builder_config.name
+        )
+        self._report["skipped"] += skipped
+        self._report["excluded_folders"] = excluded
         return assigned
 
     def _generate_examples(self, source, entries, split):
@@ -241,6 +236,42 @@ def encode_jpeg(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def assign_files(entries, outside, labels, config_name):
+    """Filters the listed files, checks the folders and splits each country.
+
+    Args:
+        entries: `layout.Entry` of every file below a top-level folder.
+        outside: Paths of files in no top-level folder.
+        labels: The config's countries.
+        config_name: "top20" checks that `labels` are the 20 largest folders.
+
+    Returns:
+        `(assigned, skipped, excluded)`: `{split: [Entry]}` in key order,
+        `[{"file", "reason"}]` of files not tried as images, and
+        `{folder: {"files", "reason"}}` of folders not in `labels`.
+
+    Raises:
+        BuildError: a country of `labels` has no files, or (top20) is not
+            among the 20 largest folders.
+    """
+    skipped = [{"file": p, "reason": "not in a country folder"} for p in outside]
+    by_folder = collections.defaultdict(list)
+    for entry in entries:
+        reason = layout.skip_reason(entry)
+        if reason:
+            skipped.append({"file": entry.file_name, "reason": reason})
+        else:
+            by_folder[entry.folder].append(entry)
+    _check_folders(config_name, labels, by_folder)
+    assigned = {split: [] for split in splits.SPLITS}
+    for country in labels:
+        files = {e.file_name: e for e in by_folder[country]}
+        for key, split in sorted(splits.assign(files).items()):
+            assigned[split].append(files[key])
+    skipped.sort(key=lambda item: item["file"])
+    return assigned, skipped, _excluded(labels, by_folder)
+
+
 def _finish_report(report, split_infos):
     """Adds the totals to the report gathered during generation."""
     report["num_examples"] = {name: s.num_examples for name, s in split_infos.items()}
@@ -248,6 +279,7 @@ def _finish_report(report, split_infos):
         item["reason"].split(":")[0] for item in report["skipped"]
     )
     report["skipped_counts"] = dict(sorted(reasons.items()))
+    report["skipped"].sort(key=lambda item: item["file"])
     report["per_country"] = {
         split: dict(sorted(counts.items()))
         for split, counts in report["per_country"].items()
@@ -259,7 +291,7 @@ def _check_folders(config_name, labels, by_folder):
     """Raises UserError if a label country is missing or, for top20, too small."""
     missing = [c for c in labels if not by_folder.get(c)]
     if missing:
-        raise UserError(
+        raise BuildError(
             f"config {config_name!r}: the data has no images for "
             f"{len(missing)} countries: {', '.join(missing)}. Download the full "
             f"Kaggle dataset {KAGGLE_ID} (or use another config)."
@@ -271,7 +303,7 @@ def _check_folders(config_name, labels, by_folder):
         c for c in labels if sum(n > counts[c] for n in counts.values()) >= len(labels)
     ]
     if too_small:
-        raise UserError(
+        raise BuildError(
             f"config 'top20': {', '.join(too_small)} not among the 20 largest "
             "folders of the data; is this the Kaggle dataset "
             f"{KAGGLE_ID}? (Use config 'all' for other folders.)"

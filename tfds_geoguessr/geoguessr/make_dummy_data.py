@@ -29,6 +29,19 @@ def write_images(folder: pathlib.Path, count: int, rng, size=SIZE, start=1660000
         (folder / f"canvas_{start + i}.jpg").write_bytes(buffer.getvalue())
 
 
+def write_kaggle_folder(root, counts: dict, size=SIZE, seed=0) -> pathlib.Path:
+    """Writes `root/<Country>/canvas_*.jpg`, `counts[country]` images each.
+
+    Returns:
+        `root`, as a `pathlib.Path`.
+    """
+    root = pathlib.Path(root)
+    rng = np.random.default_rng(seed)
+    for country, count in counts.items():
+        write_images(root / country, count, rng, size=size)
+    return root
+
+
 def main():
     root = pathlib.Path(__file__).parent / "dummy_data" / "compressed_dataset"
     rng = np.random.default_rng(0)
