@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import numpy as np
 
@@ -82,99 +83,431 @@ class CountryCues:
     mountains: bool = False
 
 
-# Climate palettes: sky top, sky at horizon, grass, foliage, tree shape.
+class Climate(NamedTuple):
+    """Palette of a climate (RGB in 0..1) and the shape of its trees."""
+
+    sky_top: tuple
+    sky_horizon: tuple
+    grass: tuple
+    foliage: tuple
+    trees: str  # "conifer", "broadleaf", "palm", "shrub" or "sparse"
+
+
 CLIMATES = {
-    "boreal": ((0.42, 0.58, 0.80), (0.80, 0.85, 0.90), (0.36, 0.44, 0.24),
-               (0.10, 0.22, 0.13), "conifer"),
-    "temperate": ((0.30, 0.52, 0.85), (0.76, 0.84, 0.93), (0.33, 0.55, 0.20),
-                  (0.19, 0.37, 0.14), "broadleaf"),
-    "mediterranean": ((0.20, 0.45, 0.90), (0.72, 0.83, 0.95), (0.62, 0.57, 0.34),
-                      (0.29, 0.37, 0.19), "shrub"),
-    "arid": ((0.22, 0.50, 0.92), (0.80, 0.87, 0.96), (0.74, 0.62, 0.42),
-             (0.42, 0.43, 0.25), "sparse"),
-    "pampas": ((0.28, 0.52, 0.88), (0.78, 0.86, 0.94), (0.56, 0.62, 0.30),
-               (0.24, 0.34, 0.14), "sparse"),
-    "savanna": ((0.25, 0.50, 0.90), (0.78, 0.86, 0.95), (0.74, 0.64, 0.38),
-                (0.33, 0.38, 0.18), "shrub"),
-    "outback": ((0.18, 0.45, 0.90), (0.74, 0.84, 0.96), (0.63, 0.52, 0.33),
-                (0.44, 0.50, 0.36), "broadleaf"),
-    "tropical": ((0.40, 0.58, 0.82), (0.86, 0.88, 0.90), (0.24, 0.56, 0.14),
-                 (0.08, 0.38, 0.10), "palm"),
+    "boreal": Climate(
+        (0.42, 0.58, 0.80),
+        (0.80, 0.85, 0.90),
+        (0.36, 0.44, 0.24),
+        (0.10, 0.22, 0.13),
+        "conifer",
+    ),
+    "temperate": Climate(
+        (0.30, 0.52, 0.85),
+        (0.76, 0.84, 0.93),
+        (0.33, 0.55, 0.20),
+        (0.19, 0.37, 0.14),
+        "broadleaf",
+    ),
+    "mediterranean": Climate(
+        (0.20, 0.45, 0.90),
+        (0.72, 0.83, 0.95),
+        (0.62, 0.57, 0.34),
+        (0.29, 0.37, 0.19),
+        "shrub",
+    ),
+    "arid": Climate(
+        (0.22, 0.50, 0.92),
+        (0.80, 0.87, 0.96),
+        (0.74, 0.62, 0.42),
+        (0.42, 0.43, 0.25),
+        "sparse",
+    ),
+    "pampas": Climate(
+        (0.28, 0.52, 0.88),
+        (0.78, 0.86, 0.94),
+        (0.56, 0.62, 0.30),
+        (0.24, 0.34, 0.14),
+        "sparse",
+    ),
+    "savanna": Climate(
+        (0.25, 0.50, 0.90),
+        (0.78, 0.86, 0.95),
+        (0.74, 0.64, 0.38),
+        (0.33, 0.38, 0.18),
+        "shrub",
+    ),
+    "outback": Climate(
+        (0.18, 0.45, 0.90),
+        (0.74, 0.84, 0.96),
+        (0.63, 0.52, 0.33),
+        (0.44, 0.50, 0.36),
+        "broadleaf",
+    ),
+    "tropical": Climate(
+        (0.40, 0.58, 0.82),
+        (0.86, 0.88, 0.90),
+        (0.24, 0.56, 0.14),
+        (0.08, 0.38, 0.10),
+        "palm",
+    ),
 }
 
 _BRICK = ((0.55, 0.28, 0.20), (0.62, 0.35, 0.25), (0.48, 0.25, 0.20))
 _PLASTER = ((0.92, 0.90, 0.84), (0.85, 0.82, 0.74), (0.80, 0.78, 0.76))
 _GREY = ((0.70, 0.70, 0.70), (0.82, 0.82, 0.80), (0.55, 0.56, 0.58))
 _OCHRE = ((0.85, 0.65, 0.40), (0.80, 0.50, 0.32), (0.92, 0.82, 0.62))
-_BRIGHT = ((0.90, 0.45, 0.55), (0.35, 0.60, 0.85), (0.95, 0.80, 0.30),
-           (0.45, 0.75, 0.50))
+_BRIGHT = (
+    (0.90, 0.45, 0.55),
+    (0.35, 0.60, 0.85),
+    (0.95, 0.80, 0.30),
+    (0.45, 0.75, 0.50),
+)
 _WOODEN = ((0.60, 0.15, 0.12), (0.90, 0.88, 0.80), (0.85, 0.75, 0.45))
 _DARK_SOIL = (0.42, 0.38, 0.30)
 _RED_SOIL = (0.66, 0.34, 0.20)
 _TAN_SOIL = (0.74, 0.62, 0.45)
 
-_C = CountryCues
 CUES = {
-    "Argentina": _C("right", "yellow", "dashed", "white", "pampas",
-                    "diamond_yellow", "none", "concrete", 1, 0.15, _PLASTER,
-                    _TAN_SOIL, overcast=0.2),
-    "Australia": _C("left", "white", "dashed", "white", "outback",
-                    "diamond_yellow", "white_red", "wood", 1, 0.15, _PLASTER,
-                    _RED_SOIL, overcast=0.1),
-    "Brazil": _C("right", "yellow", "double", "white", "tropical",
-                 "diamond_yellow", "none", "concrete", 2, 0.35, _BRIGHT,
-                 _RED_SOIL, overcast=0.25),
-    "Canada": _C("right", "yellow", "dashed", "white", "boreal",
-                 "diamond_yellow", "none", "wood", 2, 0.2, _WOODEN,
-                 _DARK_SOIL, snow=0.25, overcast=0.3),
-    "Finland": _C("right", "yellow", "dashed", "white", "boreal",
-                  "triangle_yellow", "black_white", "wood", 1, 0.1, _WOODEN,
-                  _DARK_SOIL, snow=0.2, overcast=0.35),
-    "France": _C("right", "white", "dashed", "white_dashed", "temperate",
-                 "triangle_white", "white_red", "wood", 1, 0.35, _PLASTER,
-                 _DARK_SOIL, overcast=0.3),
-    "Germany": _C("right", "white", "dashed", "white", "temperate",
-                  "triangle_white", "white_black", "none", 0, 0.4, _PLASTER,
-                  _DARK_SOIL, overcast=0.4),
-    "Italy": _C("right", "white", "solid", "white", "mediterranean",
-                "triangle_white", "white_black", "concrete", 1, 0.4, _OCHRE,
-                _TAN_SOIL, overcast=0.15, mountains=True),
-    "Japan": _C("left", "white", "solid", "white", "temperate",
-                "diamond_yellow", "none", "concrete", 5, 0.75, _GREY,
-                _DARK_SOIL, overcast=0.35, mountains=True),
-    "Mexico": _C("right", "yellow", "double", "white", "arid",
-                 "diamond_yellow", "none", "concrete", 2, 0.4, _BRIGHT,
-                 _TAN_SOIL, overcast=0.1, mountains=True),
-    "Norway": _C("right", "yellow", "dashed", "white", "boreal",
-                 "triangle_yellow", "black_yellow", "wood", 1, 0.15, _WOODEN,
-                 _DARK_SOIL, snow=0.25, overcast=0.4, mountains=True),
-    "Poland": _C("right", "white", "dashed", "white_dashed", "temperate",
-                 "triangle_yellow", "white_red", "concrete", 1, 0.3, _PLASTER,
-                 _TAN_SOIL, snow=0.1, overcast=0.35),
-    "Russia": _C("right", "white", "solid", "white", "boreal",
-                 "triangle_white", "striped", "concrete", 1, 0.3, _GREY,
-                 _DARK_SOIL, snow=0.35, overcast=0.45),
-    "Singapore": _C("left", "white", "dashed", "yellow", "tropical",
-                    "triangle_white", "none", "none", 0, 0.95, _PLASTER,
-                    _DARK_SOIL, overcast=0.3),
-    "South Africa": _C("left", "white", "dashed", "yellow", "savanna",
-                       "triangle_white", "white_red", "wood", 1, 0.15,
-                       _PLASTER, _TAN_SOIL, overcast=0.1, mountains=True),
-    "Spain": _C("right", "white", "solid", "white", "arid",
-                "triangle_white", "none", "concrete", 1, 0.35, _OCHRE,
-                _TAN_SOIL, overcast=0.05, mountains=True),
-    "Sweden": _C("right", "white", "dashed", "white_dashed", "boreal",
-                 "triangle_yellow", "none", "wood", 1, 0.15, _WOODEN,
-                 _DARK_SOIL, snow=0.15, overcast=0.35),
-    "Thailand": _C("left", "yellow", "dashed", "white", "tropical",
-                   "diamond_yellow", "striped", "concrete", 5, 0.4, _BRIGHT,
-                   _RED_SOIL, overcast=0.3),
-    "United Kingdom": _C("left", "white", "dashed", "white", "temperate",
-                         "triangle_white", "none", "wood", 1, 0.5, _BRICK,
-                         _DARK_SOIL, overcast=0.55),
-    "United States": _C("right", "yellow", "double", "white", "temperate",
-                        "diamond_yellow", "none", "wood", 2, 0.25, _WOODEN,
-                        _DARK_SOIL, snow=0.05, overcast=0.2),
+    "Argentina": CountryCues(
+        drive="right",
+        centre="yellow",
+        centre_style="dashed",
+        edge="white",
+        climate="pampas",
+        sign="diamond_yellow",
+        bollard="none",
+        pole="concrete",
+        wires=1,
+        buildings=0.15,
+        building_colours=_PLASTER,
+        soil=_TAN_SOIL,
+        snow=0.0,
+        overcast=0.2,
+        mountains=False,
+    ),
+    "Australia": CountryCues(
+        drive="left",
+        centre="white",
+        centre_style="dashed",
+        edge="white",
+        climate="outback",
+        sign="diamond_yellow",
+        bollard="white_red",
+        pole="wood",
+        wires=1,
+        buildings=0.15,
+        building_colours=_PLASTER,
+        soil=_RED_SOIL,
+        snow=0.0,
+        overcast=0.1,
+        mountains=False,
+    ),
+    "Brazil": CountryCues(
+        drive="right",
+        centre="yellow",
+        centre_style="double",
+        edge="white",
+        climate="tropical",
+        sign="diamond_yellow",
+        bollard="none",
+        pole="concrete",
+        wires=2,
+        buildings=0.35,
+        building_colours=_BRIGHT,
+        soil=_RED_SOIL,
+        snow=0.0,
+        overcast=0.25,
+        mountains=False,
+    ),
+    "Canada": CountryCues(
+        drive="right",
+        centre="yellow",
+        centre_style="dashed",
+        edge="white",
+        climate="boreal",
+        sign="diamond_yellow",
+        bollard="none",
+        pole="wood",
+        wires=2,
+        buildings=0.2,
+        building_colours=_WOODEN,
+        soil=_DARK_SOIL,
+        snow=0.25,
+        overcast=0.3,
+        mountains=False,
+    ),
+    "Finland": CountryCues(
+        drive="right",
+        centre="yellow",
+        centre_style="dashed",
+        edge="white",
+        climate="boreal",
+        sign="triangle_yellow",
+        bollard="black_white",
+        pole="wood",
+        wires=1,
+        buildings=0.1,
+        building_colours=_WOODEN,
+        soil=_DARK_SOIL,
+        snow=0.2,
+        overcast=0.35,
+        mountains=False,
+    ),
+    "France": CountryCues(
+        drive="right",
+        centre="white",
+        centre_style="dashed",
+        edge="white_dashed",
+        climate="temperate",
+        sign="triangle_white",
+        bollard="white_red",
+        pole="wood",
+        wires=1,
+        buildings=0.35,
+        building_colours=_PLASTER,
+        soil=_DARK_SOIL,
+        snow=0.0,
+        overcast=0.3,
+        mountains=False,
+    ),
+    "Germany": CountryCues(
+        drive="right",
+        centre="white",
+        centre_style="dashed",
+        edge="white",
+        climate="temperate",
+        sign="triangle_white",
+        bollard="white_black",
+        pole="none",
+        wires=0,
+        buildings=0.4,
+        building_colours=_PLASTER,
+        soil=_DARK_SOIL,
+        snow=0.0,
+        overcast=0.4,
+        mountains=False,
+    ),
+    "Italy": CountryCues(
+        drive="right",
+        centre="white",
+        centre_style="solid",
+        edge="white",
+        climate="mediterranean",
+        sign="triangle_white",
+        bollard="white_black",
+        pole="concrete",
+        wires=1,
+        buildings=0.4,
+        building_colours=_OCHRE,
+        soil=_TAN_SOIL,
+        snow=0.0,
+        overcast=0.15,
+        mountains=True,
+    ),
+    "Japan": CountryCues(
+        drive="left",
+        centre="white",
+        centre_style="solid",
+        edge="white",
+        climate="temperate",
+        sign="diamond_yellow",
+        bollard="none",
+        pole="concrete",
+        wires=5,
+        buildings=0.75,
+        building_colours=_GREY,
+        soil=_DARK_SOIL,
+        snow=0.0,
+        overcast=0.35,
+        mountains=True,
+    ),
+    "Mexico": CountryCues(
+        drive="right",
+        centre="yellow",
+        centre_style="double",
+        edge="white",
+        climate="arid",
+        sign="diamond_yellow",
+        bollard="none",
+        pole="concrete",
+        wires=2,
+        buildings=0.4,
+        building_colours=_BRIGHT,
+        soil=_TAN_SOIL,
+        snow=0.0,
+        overcast=0.1,
+        mountains=True,
+    ),
+    "Norway": CountryCues(
+        drive="right",
+        centre="yellow",
+        centre_style="dashed",
+        edge="white",
+        climate="boreal",
+        sign="triangle_yellow",
+        bollard="black_yellow",
+        pole="wood",
+        wires=1,
+        buildings=0.15,
+        building_colours=_WOODEN,
+        soil=_DARK_SOIL,
+        snow=0.25,
+        overcast=0.4,
+        mountains=True,
+    ),
+    "Poland": CountryCues(
+        drive="right",
+        centre="white",
+        centre_style="dashed",
+        edge="white_dashed",
+        climate="temperate",
+        sign="triangle_yellow",
+        bollard="white_red",
+        pole="concrete",
+        wires=1,
+        buildings=0.3,
+        building_colours=_PLASTER,
+        soil=_TAN_SOIL,
+        snow=0.1,
+        overcast=0.35,
+        mountains=False,
+    ),
+    "Russia": CountryCues(
+        drive="right",
+        centre="white",
+        centre_style="solid",
+        edge="white",
+        climate="boreal",
+        sign="triangle_white",
+        bollard="striped",
+        pole="concrete",
+        wires=1,
+        buildings=0.3,
+        building_colours=_GREY,
+        soil=_DARK_SOIL,
+        snow=0.35,
+        overcast=0.45,
+        mountains=False,
+    ),
+    "Singapore": CountryCues(
+        drive="left",
+        centre="white",
+        centre_style="dashed",
+        edge="yellow",
+        climate="tropical",
+        sign="triangle_white",
+        bollard="none",
+        pole="none",
+        wires=0,
+        buildings=0.95,
+        building_colours=_PLASTER,
+        soil=_DARK_SOIL,
+        snow=0.0,
+        overcast=0.3,
+        mountains=False,
+    ),
+    "South Africa": CountryCues(
+        drive="left",
+        centre="white",
+        centre_style="dashed",
+        edge="yellow",
+        climate="savanna",
+        sign="triangle_white",
+        bollard="white_red",
+        pole="wood",
+        wires=1,
+        buildings=0.15,
+        building_colours=_PLASTER,
+        soil=_TAN_SOIL,
+        snow=0.0,
+        overcast=0.1,
+        mountains=True,
+    ),
+    "Spain": CountryCues(
+        drive="right",
+        centre="white",
+        centre_style="solid",
+        edge="white",
+        climate="arid",
+        sign="triangle_white",
+        bollard="none",
+        pole="concrete",
+        wires=1,
+        buildings=0.35,
+        building_colours=_OCHRE,
+        soil=_TAN_SOIL,
+        snow=0.0,
+        overcast=0.05,
+        mountains=True,
+    ),
+    "Sweden": CountryCues(
+        drive="right",
+        centre="white",
+        centre_style="dashed",
+        edge="white_dashed",
+        climate="boreal",
+        sign="triangle_yellow",
+        bollard="none",
+        pole="wood",
+        wires=1,
+        buildings=0.15,
+        building_colours=_WOODEN,
+        soil=_DARK_SOIL,
+        snow=0.15,
+        overcast=0.35,
+        mountains=False,
+    ),
+    "Thailand": CountryCues(
+        drive="left",
+        centre="yellow",
+        centre_style="dashed",
+        edge="white",
+        climate="tropical",
+        sign="diamond_yellow",
+        bollard="striped",
+        pole="concrete",
+        wires=5,
+        buildings=0.4,
+        building_colours=_BRIGHT,
+        soil=_RED_SOIL,
+        snow=0.0,
+        overcast=0.3,
+        mountains=False,
+    ),
+    "United Kingdom": CountryCues(
+        drive="left",
+        centre="white",
+        centre_style="dashed",
+        edge="white",
+        climate="temperate",
+        sign="triangle_white",
+        bollard="none",
+        pole="wood",
+        wires=1,
+        buildings=0.5,
+        building_colours=_BRICK,
+        soil=_DARK_SOIL,
+        snow=0.0,
+        overcast=0.55,
+        mountains=False,
+    ),
+    "United States": CountryCues(
+        drive="right",
+        centre="yellow",
+        centre_style="double",
+        edge="white",
+        climate="temperate",
+        sign="diamond_yellow",
+        bollard="none",
+        pole="wood",
+        wires=2,
+        buildings=0.25,
+        building_colours=_WOODEN,
+        soil=_DARK_SOIL,
+        snow=0.05,
+        overcast=0.2,
+        mountains=False,
+    ),
 }
 
 COUNTRIES = tuple(sorted(CUES))
@@ -303,8 +636,9 @@ def _draw_skyline(img, rng, cues, geom, size, snowy):
 def _draw_palms(img, rng, geom, size, col):
     Y, X = _grid(size)
     for _ in range(rng.integers(1, 4)):
-        x = rng.choice([rng.uniform(0.02, geom.vx - 0.2),
-                        rng.uniform(geom.vx + 0.2, 0.98)])
+        x = rng.choice(
+            [rng.uniform(0.02, geom.vx - 0.2), rng.uniform(geom.vx + 0.2, 0.98)]
+        )
         top = geom.horizon - rng.uniform(0.15, 0.35)
         trunk = (np.abs(X - x) < 0.008 + 0.5 / size) & (Y > top) & (Y < geom.horizon)
         _paint(img, trunk, (0.45, 0.38, 0.30))
@@ -340,8 +674,10 @@ def _draw_buildings(img, rng, cues, geom, size):
         top = h - (0.02 + tall * away)
         bottom = h + 0.35 * away
         mask = on_side & (Y > top) & (Y < bottom)
-        colours = [_jitter(rng, cues.building_colours[i % len(
-            cues.building_colours)], 0.05) for i in rng.permutation(6)]
+        colours = [
+            _jitter(rng, cues.building_colours[i % len(cues.building_colours)], 0.05)
+            for i in rng.permutation(6)
+        ]
         facade = np.asarray(colours, np.float32)[seg][None, :, :]
         img[:] = np.where(mask[..., None], facade, img)
         v = (Y - top) / np.maximum(bottom - top, 1e-3)
@@ -391,15 +727,27 @@ def _draw_car(img, rng, geom):
     t = rng.uniform(0.1, 0.3)
     x = _road_x(geom, t) - geom.side * t * geom.lane / 2
     w, hgt, y = t * geom.lane * 0.42, t * geom.lane * 0.55, _row(geom, t)
-    body = _jitter(rng, rng.choice([(0.8, 0.1, 0.1), (0.9, 0.9, 0.9),
-                                    (0.15, 0.15, 0.2), (0.2, 0.3, 0.7)]), 0.1)
+    body = _jitter(
+        rng,
+        rng.choice(
+            [(0.8, 0.1, 0.1), (0.9, 0.9, 0.9), (0.15, 0.15, 0.2), (0.2, 0.3, 0.7)]
+        ),
+        0.1,
+    )
     _fill_rect(img, x - w, x + w, y - hgt, y, body)
-    _fill_rect(img, x - w * 0.8, x + w * 0.8, y - hgt * 0.9, y - hgt * 0.55,
-               (0.15, 0.18, 0.22))
+    _fill_rect(
+        img, x - w * 0.8, x + w * 0.8, y - hgt * 0.9, y - hgt * 0.55, (0.15, 0.18, 0.22)
+    )
     for s in (-1, 1):  # headlights: it faces the camera
         c = x + s * w * 0.6
-        _fill_rect(img, c - w * 0.25, c + w * 0.25, y - hgt * 0.4, y - hgt * 0.2,
-                   (1.0, 1.0, 0.85))
+        _fill_rect(
+            img,
+            c - w * 0.25,
+            c + w * 0.25,
+            y - hgt * 0.4,
+            y - hgt * 0.2,
+            (1.0, 1.0, 0.85),
+        )
 
 
 def _kerb_x(geom, t, out):
@@ -459,8 +807,9 @@ def _draw_sign(img, rng, cues, geom):
         _paint(patch, outer, (0.05, 0.05, 0.05))
         _paint(patch, inner, _jitter(rng, (0.98, 0.82, 0.1), 0.04))
     else:
-        face = (0.97, 0.97, 0.95) if cues.sign == "triangle_white" else (
-            0.98, 0.85, 0.15)
+        face = (
+            (0.97, 0.97, 0.95) if cues.sign == "triangle_white" else (0.98, 0.85, 0.15)
+        )
         _paint(patch, outer, _jitter(rng, (0.85, 0.08, 0.1), 0.05))
         _paint(patch, inner, _jitter(rng, face, 0.04))
 
@@ -500,15 +849,21 @@ def _ui_overlay(size):
 
     score = (X > 0.8) & (X < 0.98) & (Y > 0.015) & (Y < 0.085)
     add(score, (0.97, 0.97, 0.97), 0.95)
-    add(score & ((X * size * 0.7) % 1 < 0.5) & (np.abs(Y - 0.05) < 0.015),
-        (0.25, 0.25, 0.25), 0.8)
+    add(
+        score & ((X * size * 0.7) % 1 < 0.5) & (np.abs(Y - 0.05) < 0.015),
+        (0.25, 0.25, 0.25),
+        0.8,
+    )
     add((X > 0.87) & (X < 0.985) & (Y > 0.62) & (Y < 0.86), (0.7, 0.82, 0.95), 0.6)
     add((X > 0.005) & (X < 0.04) & (Y > 0.45) & (Y < 0.98), (0.2, 0.2, 0.2), 0.6)
     add((X - 0.022) ** 2 + (Y - 0.5) ** 2 < 0.018**2, (0.85, 0.15, 0.15), 0.9)
     for s in (-1, 1):  # navigation chevrons on the road
         dy = np.abs(Y - 0.82)
-        add((np.abs(dy * 1.2 + s * (X - 0.5 - s * 0.06)) < 0.012) & (dy < 0.025),
-            (1.0, 1.0, 1.0), 0.85)
+        add(
+            (np.abs(dy * 1.2 + s * (X - 0.5 - s * 0.06)) < 0.012) & (dy < 0.025),
+            (1.0, 1.0, 1.0),
+            0.85,
+        )
     alpha.flags.writeable = colour.flags.writeable = False
     return alpha, alpha * colour
 
@@ -558,9 +913,13 @@ def draw_scene(country: str, rng: np.random.Generator, size: int = 64) -> np.nda
     if int(size) != size or size < 32:
         raise ValueError(f"`size` must be an integer >= 32. Received: size={size}")
     size = int(size)
-    geom = _Geom(horizon=rng.uniform(0.4, 0.55), vx=rng.uniform(0.4, 0.6),
-                 lane=rng.uniform(0.3, 0.45), side=1 if cues.drive == "right" else -1,
-                 curve=rng.uniform(-0.12, 0.12))
+    geom = _Geom(
+        horizon=rng.uniform(0.4, 0.55),
+        vx=rng.uniform(0.4, 0.6),
+        lane=rng.uniform(0.3, 0.45),
+        side=1 if cues.drive == "right" else -1,
+        curve=rng.uniform(-0.12, 0.12),
+    )
     snowy = rng.random() < cues.snow
     img = np.empty((size, size, 3), np.float32)
     _draw_sky(img, rng, cues, geom, size)
