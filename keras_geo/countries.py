@@ -1,16 +1,16 @@
 """The 124 Kaggle countries: ISO code, display name, one point each, distances.
 
 Which point stands for a country: the "centre" latitude/longitude of the
-`countryinfo` library (`CountryInfo(name).latlng()`, the same rounded
-representative points as the REST Countries / CIA World Factbook data), e.g.
+`countryinfo` library (`CountryInfo(name).latlng()`), rounded representative
+points that match the CIA World Factbook's "geographic coordinates", e.g.
 France (46, 2), Japan (36, 138), United States (38, -97). One point per
 country is what the paper did (great-circle distances between country
 centroids) and it is enough for the loss: the loss only needs to know that
 Germany is nearer to France than Japan is. It is a coarse stand-in for where
 the pictures were taken: the US point lies in Kansas while GeoGuessr coverage
 spans the whole country, Russia's lies in Siberia while most coverage is in
-the west. Distances between large neighbours are therefore rough (hundreds
-of km), those between continents are good to a few percent.
+the west. Distances between large neighbours are therefore rough (off by
+hundreds of km); between distant countries the relative error is small.
 
 Gaps filled here, no network needed:
 - Five folder names countryinfo does not know under the Kaggle spelling are

@@ -148,9 +148,9 @@ class HaversineCrossEntropy(keras.losses.Loss):
         _check_args(alpha, tau_km)
         self.distances = class_distance_matrix(class_names)
         self.class_names = list(class_names)
-        self.alpha = alpha
-        self.from_logits = from_logits
-        self.tau_km = tau_km
+        self.alpha = float(alpha)  # Plain floats: get_config goes to JSON.
+        self.from_logits = bool(from_logits)
+        self.tau_km = None if tau_km is None else float(tau_km)
 
     def call(self, y_true, y_pred):
         return haversine_cross_entropy(

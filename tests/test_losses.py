@@ -1,3 +1,4 @@
+import json
 import math
 
 import keras
@@ -254,3 +255,9 @@ def test_bad_arguments_raise(kwargs, match):
 def test_pure_function_validates_too():
     with pytest.raises(UserError, match="alpha=-0.5"):
         haversine_cross_entropy([0], [[1.0, 0.0, 0.0]], TOY, alpha=-0.5)
+
+
+def test_numpy_scalars_become_json_floats():
+    loss = HaversineCrossEntropy(NAMES, alpha=np.float32(2.0), tau_km=np.int64(70))
+    config = json.loads(json.dumps(loss.get_config()))
+    assert config["alpha"] == 2.0 and config["tau_km"] == 70.0
