@@ -42,42 +42,30 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.image_size < MIN_IMAGE_SIZE:
-            raise UserError(
-                f"`image_size` must be >= {MIN_IMAGE_SIZE} (ResNet50's minimum). "
-                f"Received: image_size={self.image_size}"
-            )
-        for name in ("epochs_frozen", "epochs_finetune"):
-            if getattr(self, name) < 0:
-                raise UserError(f"`{name}` must be >= 0. Received: {name}={getattr(self, name)}")
-        for name in ("batch_size",):
-            if getattr(self, name) < 1:
-                raise UserError(f"`{name}` must be >= 1. Received: {name}={getattr(self, name)}")
-        for name in ("learning_rate",):
-            if getattr(self, name) <= 0:
-                raise UserError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)}")
-        for name in ("weight_decay", "alpha"):
-            if getattr(self, name) < 0:
-                raise UserError(f"`{name}` must be >= 0. Received: {name}={getattr(self, name)}")
-        if self.tau_km is not None and self.tau_km <= 0:
-            raise UserError(f"`tau_km` must be > 0 or None. Received: tau_km={self.tau_km}")
-        if self.loss not in ("haversine", "crossentropy"):
-            raise UserError(
-                f"`loss` must be 'haversine' or 'crossentropy'. Received: loss={self.loss!r}"
-            )
-        if self.strategy not in ("default", "mirrored"):
-            raise UserError(
-                f"`strategy` must be 'default' or 'mirrored'. Received: strategy={self.strategy!r}"
-            )
+        self._check("image_size", self.image_size >= MIN_IMAGE_SIZE, f">= {MIN_IMAGE_SIZE}")
+        self._check("epochs_frozen", self.epochs_frozen >= 0, ">= 0")
+        self._check("epochs_finetune", self.epochs_finetune >= 0, ">= 0")
+        self._check("batch_size", self.batch_size >= 1, ">= 1")
+        self._check("learning_rate", self.learning_rate > 0, "> 0")
+        self._check("weight_decay", self.weight_decay >= 0, ">= 0")
+        self._check("alpha", self.alpha >= 0, ">= 0")
+        self._check("tau_km", self.tau_km is None or self.tau_km > 0, "> 0 or None")
+        self._check(
+            "loss", self.loss in ("haversine", "crossentropy"), "'haversine' or 'crossentropy'"
+        )
+        self._check("strategy", self.strategy in ("default", "mirrored"), "'default' or 'mirrored'")
+
+    def _check(self, name, ok, rule):
+        if not ok:
+            value = getattr(self, name)
+            raise UserError(f"`{name}` must be {rule}. Received: {name}={value!r}")
 
     def replace(self, **overrides):
         """Returns a copy with `overrides` applied; unknown names raise `UserError`."""
         known = {field.name for field in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - known)
         if unknown:
-            raise UserError(
-                f"Unknown config field(s) {unknown}. Known fields: {sorted(known)}"
-            )
+            raise UserError(f"Unknown config field(s) {unknown}. Known fields: {sorted(known)}")
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self):
