@@ -9,7 +9,7 @@ as a real one (~100-150 KB at quality 90).
 Example:
     >>> root = make_fake_kaggle("/tmp/fake", images_per_country=5)
     >>> sorted(p.name for p in (root / "Japan").iterdir())[:1]
-    ['canvas_1600000000.jpg']
+    ['canvas_1600800000.jpg']
 """
 
 import pathlib
@@ -52,13 +52,11 @@ def make_fake_kaggle(
     """Writes `root/compressed_dataset/<Country>/canvas_<n>.jpg` frames.
 
     Existing files are kept, so a second call with the same arguments is
-    cheap. Countries get slightly different counts (the first country the
-    most) so that the folder sizes have a strict order, as the builder's
-    top-20 check expects.
+    cheap. Every folder gets the same count, so the total scales exactly.
 
     Args:
         root: output folder (created).
-        images_per_country: images in the smallest folder.
+        images_per_country: images in each folder.
         countries: folder names.
         size: (width, height) of every frame.
         seed: fixes every pixel.
@@ -72,14 +70,13 @@ def make_fake_kaggle(
             f"`images_per_country` must be >= 1. Received: images_per_country={images_per_country}"
         )
     base = pathlib.Path(root) / "compressed_dataset"
-    stamp = 1_600_000_000
     for index, country in enumerate(countries):
         folder = base / country
         folder.mkdir(parents=True, exist_ok=True)
-        count = images_per_country + (len(countries) - 1 - index) // 4
-        for _ in range(count):
+        for number in range(images_per_country):
+            # Per-country stamps: a smaller folder is a subset of a larger one.
+            stamp = 1_600_000_000 + 100_000 * index + number
             path = folder / f"canvas_{stamp}.jpg"
-            stamp += 1
             if path.exists():
                 continue
             rng = np.random.default_rng([seed, stamp])

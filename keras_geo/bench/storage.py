@@ -22,17 +22,26 @@ from keras_geo.bench.fake_kaggle import FRAME_SIZE, fake_frame
 from keras_geo.bench.timing import timed_loop
 
 VARIANTS = ("full", "full-dct2", "stored")
+STORED_QUALITY = 95  # The builder's JPEG_QUALITY for stored frames.
 
 
-def encoded_frames(count, *, size=FRAME_SIZE, stored_size=224, seed=0, quality=90):
-    """Returns (full-size JPEG bytes, squashed stored-size JPEG bytes) lists."""
+def _jpeg(image, quality):
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def encoded_frames(count, *, size=FRAME_SIZE, stored_size=224, seed=0):
+    """Returns (full-size JPEG bytes, squashed stored-size JPEG bytes) lists.
+
+    Full frames at quality 90 (~135 KB, like Kaggle's), stored frames at the
+    builder's quality.
+    """
     full, stored = [], []
     for index in range(count):
         image = Image.fromarray(fake_frame(np.random.default_rng([seed, index]), size))
-        for out, img in ((full, image), (stored, image.resize((stored_size,) * 2, Image.BILINEAR))):
-            buffer = io.BytesIO()
-            img.save(buffer, format="JPEG", quality=quality)
-            out.append(buffer.getvalue())
+        full.append(_jpeg(image, 90))
+        stored.append(_jpeg(image.resize((stored_size,) * 2, Image.BILINEAR), STORED_QUALITY))
     return full, stored
 
 

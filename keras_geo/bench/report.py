@@ -1,0 +1,154 @@
+"""`keras-geo bench report`: every benchmark in one run, written as Markdown tables.
+
+Each benchmark runs in its own process (`python -m keras_geo.cli.main bench
+...  --json FILE`), so thread pools, the dtype policy and the baseline's
+worker processes never share state. Every ratio divides two figures of this
+same run on this same machine. `benchmarks/run_all.sh` calls this.
+"""
+
+import datetime
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+from keras_geo.bench.timing import machine
+
+FULL = {"per_country": 5, "seconds": 15, "repeats": 2, "image_size": 224,
+        "frame": "1536x662", "train_batch": 16, "train_steps": 5, "cache_images": 256,
+        "scaling_seconds": 8}
+QUICK = {"per_country": 3, "seconds": 1, "repeats": 1, "image_size": 32,
+         "frame": "160x70", "train_batch": 2, "train_steps": 1, "cache_images": 8,
+         "scaling_seconds": 1}
+
+
+def bench(args, work_dir, name):
+    """Runs `keras-geo bench <args> --json <work_dir>/<name>.json`; returns the JSON."""
+    out = pathlib.Path(work_dir) / f"{name}.json"
+    command = [sys.executable, "-m", "keras_geo.cli.main", "bench", *args, "--json", str(out)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    log = pathlib.Path(work_dir) / f"{name}.log"
+    with open(log, "w") as f:
+        done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed; see {log}")
+    return json.loads(out.read_text())
+
+
+def measure(work_dir, sizes):
+    """Runs every benchmark; returns {name: record or list of records}."""
+    work = pathlib.Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    p, size = sizes["per_country"], str(sizes["image_size"])
+    results = {"scaling": bench(
+        ["scaling", "--work-dir", str(work), "--per-country", str(p), "--factors", "1,2,4",
+         "--frame-size", sizes["frame"], "--image-size", size,
+         "--seconds", str(sizes["scaling_seconds"])], work, "scaling")}
+    manual, data_dir = work / f"kaggle-{4 * p}", work / f"tfds-{4 * p}"
+    seconds = str(sizes["seconds"])
+    results["baseline"], results["input"] = [], []
+    for repeat in range(sizes["repeats"]):  # Alternate, so load hits both alike.
+        results["baseline"].append(bench(
+            ["baseline", "--manual-dir", str(manual), "--seconds", seconds,
+             "--image-size", size], work, f"baseline-{repeat}"))
+        results["input"].append(bench(
+            ["input", "--dataset", "geoguessr/top20", "--data-dir", str(data_dir),
+             "--seconds", seconds, "--image-size", size], work, f"input-{repeat}"))
+    results["decode"] = bench(["decode", "--frame-size", sizes["frame"], "--image-size", size,
+                               "--seconds", str(max(1, sizes["seconds"] // 3))], work, "decode")
+    for phase in ("frozen", "finetune", "full"):
+        results[f"train-{phase}"] = bench(
+            ["train", "--phase", phase, "--image-size", size, "--batch-size",
+             str(sizes["train_batch"]), "--steps", str(sizes["train_steps"])],
+            work, f"train-{phase}")
+    results["cache"] = bench(["cache", "--images", str(sizes["cache_images"]),
+                              "--image-size", size, "--work-dir", str(work / "cache")],
+                             work, "cache")
+    return results
+
+
+def _best(records):
+    return max(record["images_per_second"] for record in records)
+
+
+def _all(records):
+    return ", ".join(f"{record['images_per_second']:.1f}" for record in records)
+
+
+def render(results, sizes):
+    """The Markdown tables (a string) for `results` from `measure`."""
+    info = machine()
+    lines = [
+        f"Measured {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on "
+        f"{info['cores']} cores ({info['cpu']}); device: {results['train-full']['device']}.",
+        f"Image size {sizes['image_size']} px, fake frames {sizes['frame']} "
+        f"(`keras_geo.bench.fake_kaggle`).", "",
+    ]
+    base, fast = _best(results["baseline"]), _best(results["input"])
+    lines += ["### Input pipeline (best of alternating runs)", "",
+              "| pipeline | images/s (best) | all runs |", "|---|---:|---|",
+              f"| paper baseline (PIL, 1 worker/core, full frames) | {base:.1f} | "
+              f"{_all(results['baseline'])} |",
+              f"| keras-geo (TFDS 224x224 + tf.data) | {fast:.1f} | {_all(results['input'])} |",
+              f"| **ratio** | **{fast / base:.1f}x** | target >= 3x |", ""]
+    lines += _decode_table(results["decode"])
+    lines += _train_table(results)
+    lines += _cache_table(results["cache"])
+    lines += _scaling_table(results["scaling"])
+    return "\n".join(lines) + "\n"
+
+
+def _decode_table(record):
+    lines = ["### Stored image size: decode + resize in tf.data", "",
+             "| frames stored as | KB/file | images/s |", "|---|---:|---:|"]
+    names = {"full": "full frame JPEG", "full-dct2": "full frame, decoded at 1/2 (DCT)",
+             "stored": "224x224 JPEG (the builder's choice)"}
+    for row in record["rows"]:
+        lines.append(f"| {names[row['variant']]} | {row['mean_kb']:.1f} | "
+                     f"{row['images_per_second']:.1f} |")
+    lines += [f"| **stored vs full** | | **{record['stored_vs_full']:.1f}x** |", ""]
+    return lines
+
+
+def _train_table(results):
+    lines = ["### Training step (random tensors, no input pipeline)", "",
+             "| phase | trainable parameters | images/s |", "|---|---:|---:|"]
+    for phase in ("frozen", "finetune", "full"):
+        record = results[f"train-{phase}"]
+        lines.append(f"| {phase} | {record['trainable_parameters']:,} | "
+                     f"{record['images_per_second']:.2f} |")
+    ratio = (results["train-finetune"]["images_per_second"]
+             / results["train-full"]["images_per_second"])
+    lines += [f"| **finetune vs full** | | **{ratio:.2f}x** |", ""]
+    return lines
+
+
+def _cache_table(record):
+    return ["### Frozen phase: one epoch", "",
+            "| frozen epoch of N images | seconds |", "|---|---:|",
+            f"| through the backbone (images, N={record['images']}) | "
+            f"{record['backbone_epoch_s']:.2f} |",
+            f"| from cached features | {record['cached_epoch_s']:.3f} |",
+            f"| **ratio** | **{record['speedup']:.0f}x** (target >= 20x) |",
+            f"| one-off: computing the features | {record['extract_s']:.2f} |", ""]
+
+
+def _scaling_table(record):
+    lines = ["### Scaling with the data", "",
+             "| data | images | build s | input images/s | frozen epoch s | "
+             "build ratio | epoch ratio |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in record["rows"]:
+        lines.append(
+            f"| {row['factor']}x | {row['images']} | {row['build_s']:.1f} | "
+            f"{row['input_images_per_second']:.1f} | {row['epoch_s']:.1f} | "
+            f"{row['build_ratio']:.2f} | {row['epoch_ratio']:.2f} |")
+    return lines + [""]
+
+
+def run_report(work_dir, out, *, quick=False):
+    """Measures everything and writes the Markdown tables to `out`."""
+    sizes = QUICK if quick else FULL
+    results = measure(work_dir, sizes)
+    (pathlib.Path(work_dir) / "results.json").write_text(json.dumps(results, indent=2))
+    pathlib.Path(out).write_text(render(results, sizes))

@@ -1,0 +1,84 @@
+"""`keras-geo bench scaling`: build time, input throughput and epoch time at 1x/2x/4x.
+
+For each factor f, a Kaggle-layout folder of `20 * f * per_country` fake
+1536x662 frames (`fake_kaggle`) is built into its own TFDS data dir with
+`keras_geo.datasets.build` (timed), then `bench input` runs on it and one
+frozen-phase training epoch through the backbone (`model.fit` over
+`pipeline.train_dataset`, the image path) is timed. Fixed costs (TFDS
+set-up, graph tracing: a warm-up step runs first) make the small sizes
+relatively dearer, so times should grow at most linearly and throughput
+should stay flat.
+"""
+
+import pathlib
+import time
+
+from keras_geo.bench.fake_kaggle import FRAME_SIZE, TOP20, make_fake_kaggle
+from keras_geo.bench.input import run_input
+
+
+def build_fake(work_dir, per_country, *, frame_size=FRAME_SIZE):
+    """Generates (once) and builds `geoguessr/top20` from fake frames.
+
+    Returns:
+        (data_dir, build seconds, build report).
+    """
+    from keras_geo import datasets
+
+    work = pathlib.Path(work_dir)
+    manual = make_fake_kaggle(work / f"kaggle-{per_country}", images_per_country=per_country,
+                              size=frame_size)
+    data_dir = work / f"tfds-{per_country}"
+    start = time.perf_counter()
+    report = datasets.build("top20", manual_dir=manual, data_dir=data_dir, overwrite=True)
+    return str(data_dir), time.perf_counter() - start, report
+
+
+def frozen_epoch_seconds(model, data_dir, *, image_size, batch_size):
+    """Times one frozen epoch through the backbone on the train split."""
+    from keras_geo import datasets, pipeline
+
+    train = pipeline.train_dataset(
+        datasets.load_split("geoguessr/top20", "train", data_dir=data_dir),
+        image_size=image_size, batch_size=batch_size, seed=0,
+    )
+    model.fit(train.take(1), epochs=1, verbose=0)  # Warm-up: traces the step.
+    start = time.perf_counter()
+    model.fit(train, epochs=1, verbose=0)
+    return time.perf_counter() - start
+
+
+def run_scaling(work_dir, *, per_country=4, factors=(1, 2, 4), frame_size=FRAME_SIZE,
+                image_size=224, batch_size=32, seconds=5.0):
+    """Measures every factor; returns a dict with `rows` (one per factor)."""
+    from keras_geo.bench.train import build_for_phase
+
+    model = build_for_phase("frozen", num_classes=len(TOP20), image_size=image_size)
+    rows = []
+    for factor in factors:
+        data_dir, build_s, report = build_fake(work_dir, per_country * factor,
+                                               frame_size=frame_size)
+        measured = run_input("geoguessr/top20", data_dir=data_dir, batch_size=batch_size,
+                             image_size=image_size, seconds=seconds)
+        rows.append({
+            "factor": factor,
+            "images": sum(report["num_examples"].values()),
+            "train_images": report["num_examples"]["train"],
+            "build_s": build_s,
+            "input_images_per_second": measured["images_per_second"],
+            "epoch_s": frozen_epoch_seconds(model, data_dir, image_size=image_size,
+                                            batch_size=batch_size),
+        })
+    _add_ratios(rows)
+    return {"benchmark": "scaling", "frame_size": list(frame_size), "image_size": image_size,
+            "rows": rows, "images_per_second": rows[-1]["input_images_per_second"]}
+
+
+def _add_ratios(rows):
+    """Adds each time's ratio to the first row's, next to the data ratio."""
+    first = rows[0]
+    for row in rows:
+        row["data_ratio"] = row["images"] / first["images"]
+        row["build_ratio"] = row["build_s"] / first["build_s"]
+        row["epoch_ratio"] = row["epoch_s"] / first["epoch_s"]
+        row["input_ratio"] = row["input_images_per_second"] / first["input_images_per_second"]
