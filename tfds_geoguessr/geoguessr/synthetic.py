@@ -594,7 +594,8 @@ def _draw_sky(img, rng, cues, geom, size):
     if rng.random() < cues.overcast:
         grey = rng.uniform(0.6, 0.85)
         top, hor = (grey - 0.08,) * 3, (grey + 0.08,) * 3
-    top, hor = _jitter(rng, top, 0.04), _jitter(rng, hor, 0.03)
+    tint = 0.01 if top[0] == top[1] else 0.04  # keep grey skies grey
+    top, hor = _jitter(rng, top, tint), _jitter(rng, hor, tint * 0.75)
     f = np.clip(Y / geom.horizon, 0, 1) ** 0.7
     sky = (top * (1 - f)[..., None] + hor * f[..., None]) * np.ones((1, size, 1))
     img[:] = sky
@@ -633,12 +634,31 @@ def _draw_skyline(img, rng, cues, geom, size, snowy):
         _draw_palms(img, rng, geom, size, col)
 
 
+def _draw_near_trees(img, rng, cues, geom, size, snowy):
+    """A mass of trees close to the camera on one side (framing, as on real frames)."""
+    climate = CLIMATES[cues.climate]
+    if climate.trees in ("sparse", "shrub") or rng.random() < 0.5:
+        return
+    Y, X = _grid(size)
+    s = rng.choice([-1, 1])
+    edge = rng.uniform(0.12, 0.3) + 0.12 * _noise1d(rng, size, 6)[:, None]
+    if climate.trees == "conifer":  # jagged outline
+        edge = edge + 0.05 * np.abs((Y * rng.uniform(10, 16)) % 1 - 0.5)
+    top = geom.horizon - rng.uniform(0.2, 0.4)
+    bottom = geom.horizon + rng.uniform(0.05, 0.15)
+    out = s * (X - 0.5) - edge  # > 0 inside the mass, growing towards the border
+    mask = (out > 0) & (Y > top - 0.6 * out) & (Y < bottom + 0.3 * out)
+    tex = 0.75 + 0.5 * _noise2d(rng, size, 10)[..., None]
+    colour = _jitter(rng, climate.foliage, 0.1) * 0.85
+    if snowy:
+        colour = colour * 0.5 + 0.45
+    img[:] = np.where(mask[..., None], colour * tex, img)
+
+
 def _draw_palms(img, rng, geom, size, col):
     Y, X = _grid(size)
     for _ in range(rng.integers(1, 4)):
-        x = rng.choice(
-            [rng.uniform(0.02, geom.vx - 0.2), rng.uniform(geom.vx + 0.2, 0.98)]
-        )
+        x = rng.choice([rng.uniform(0.02, geom.vx - 0.2), rng.uniform(geom.vx + 0.2, 0.98)])
         top = geom.horizon - rng.uniform(0.15, 0.35)
         trunk = (np.abs(X - x) < 0.008 + 0.5 / size) & (Y > top) & (Y < geom.horizon)
         _paint(img, trunk, (0.45, 0.38, 0.30))
@@ -649,14 +669,15 @@ def _draw_palms(img, rng, geom, size, col):
 def _draw_ground(img, rng, cues, geom, size, snowy):
     _, _, grass, *_ = CLIMATES[cues.climate]
     Y, X = _grid(size)
-    colour = _jitter(rng, (0.9, 0.91, 0.94) if snowy else grass, 0.08)
+    amount = 0.015 if snowy else 0.08  # snow stays white, not pink
+    colour = _jitter(rng, (0.9, 0.91, 0.94) if snowy else grass, amount)
     tex = 0.85 + 0.3 * _noise2d(rng, size, 8)[..., None]
     below = Y >= geom.horizon
     img[:] = np.where(below[..., None], colour * tex, img)
     t = np.clip((Y - geom.horizon) / (1 - geom.horizon), 0, 1)
     xc = _road_x(geom, t)
     verge = np.abs(X - xc) < t * geom.lane * rng.uniform(1.15, 1.4)
-    soil = _jitter(rng, (0.8, 0.8, 0.82) if snowy else cues.soil, 0.08)
+    soil = _jitter(rng, (0.8, 0.8, 0.82) if snowy else cues.soil, amount)
     _paint(img, verge & below, soil)
 
 
@@ -729,15 +750,11 @@ def _draw_car(img, rng, geom):
     w, hgt, y = t * geom.lane * 0.42, t * geom.lane * 0.55, _row(geom, t)
     body = _jitter(
         rng,
-        rng.choice(
-            [(0.8, 0.1, 0.1), (0.9, 0.9, 0.9), (0.15, 0.15, 0.2), (0.2, 0.3, 0.7)]
-        ),
+        rng.choice([(0.8, 0.1, 0.1), (0.9, 0.9, 0.9), (0.15, 0.15, 0.2), (0.2, 0.3, 0.7)]),
         0.1,
     )
     _fill_rect(img, x - w, x + w, y - hgt, y, body)
-    _fill_rect(
-        img, x - w * 0.8, x + w * 0.8, y - hgt * 0.9, y - hgt * 0.55, (0.15, 0.18, 0.22)
-    )
+    _fill_rect(img, x - w * 0.8, x + w * 0.8, y - hgt * 0.9, y - hgt * 0.55, (0.15, 0.18, 0.22))
     for s in (-1, 1):  # headlights: it faces the camera
         c = x + s * w * 0.6
         _fill_rect(
@@ -807,9 +824,7 @@ def _draw_sign(img, rng, cues, geom):
         _paint(patch, outer, (0.05, 0.05, 0.05))
         _paint(patch, inner, _jitter(rng, (0.98, 0.82, 0.1), 0.04))
     else:
-        face = (
-            (0.97, 0.97, 0.95) if cues.sign == "triangle_white" else (0.98, 0.85, 0.15)
-        )
+        face = (0.97, 0.97, 0.95) if cues.sign == "triangle_white" else (0.98, 0.85, 0.15)
         _paint(patch, outer, _jitter(rng, (0.85, 0.08, 0.1), 0.05))
         _paint(patch, inner, _jitter(rng, face, 0.04))
 
@@ -927,6 +942,8 @@ def draw_scene(country: str, rng: np.random.Generator, size: int = 64) -> np.nda
     _draw_ground(img, rng, cues, geom, size, snowy)
     if rng.random() < cues.buildings:
         _draw_buildings(img, rng, cues, geom, size)
+    else:
+        _draw_near_trees(img, rng, cues, geom, size, snowy)
     _draw_road(img, rng, cues, geom, size)
     if rng.random() < 0.4:
         _draw_car(img, rng, geom)
