@@ -31,9 +31,7 @@ def split_counts(dataset: str, data_dir=None) -> dict:
     num_classes = ds_builder.info.features["label"].num_classes
     counts = {}
     for split in SPLITS:
-        ds = ds_builder.as_dataset(
-            split=split, decoders={"image": tfds.decode.SkipDecoding()}
-        )
+        ds = ds_builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
         labels = ds.map(lambda ex: ex["label"]).batch(4096)
         counts[split] = np.zeros(num_classes, np.int64)
         for batch in labels.as_numpy_iterator():

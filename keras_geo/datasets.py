@@ -29,9 +29,7 @@ def builder(dataset: str, data_dir=None):
     """The TFDS builder of `dataset` (not necessarily prepared)."""
     from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder
 
-    return Builder(
-        config=config_name(dataset), data_dir=_str(data_dir), file_format="tfrecord"
-    )
+    return Builder(config=config_name(dataset), data_dir=_str(data_dir), file_format="tfrecord")
 
 
 def build_command(dataset: str, data_dir=None) -> str:
@@ -53,12 +51,9 @@ def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False):
     ds_builder = prepared_builder(dataset, data_dir)
     if split not in ds_builder.info.splits:
         raise UserError(
-            f"unknown split {split!r} of {dataset}: use one of "
-            + ", ".join(ds_builder.info.splits)
+            f"unknown split {split!r} of {dataset}: use one of " + ", ".join(ds_builder.info.splits)
         )
-    return ds_builder.as_dataset(
-        split=split, as_supervised=True, shuffle_files=shuffle_files
-    )
+    return ds_builder.as_dataset(split=split, as_supervised=True, shuffle_files=shuffle_files)
 
 
 def class_names(dataset: str, data_dir=None) -> list[str]:
@@ -88,9 +83,7 @@ def build(config_name_, *, manual_dir=None, data_dir=None, overwrite=False) -> d
     download_config = tfds.download.DownloadConfig(
         manual_dir=_str(manual_dir),
         # Regenerate (nothing is downloaded) or reuse a prepared dataset.
-        download_mode=mode.REUSE_CACHE_IF_EXISTS
-        if overwrite
-        else mode.REUSE_DATASET_IF_EXISTS,
+        download_mode=mode.REUSE_CACHE_IF_EXISTS if overwrite else mode.REUSE_DATASET_IF_EXISTS,
     )
     from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import BuildError
 

@@ -80,9 +80,7 @@ def test_three_layouts_list_the_same_files(tmp_path):
     (extracted / "compressed_dataset" / "France" / "sub" / "x.jpg").write_bytes(b"abc")
     zipped = tmp_path / "zipped"
     zipped.mkdir()
-    _zip_folder(
-        bare, zipped / "geolocation-geoguessr-images-50k.zip", "compressed_dataset/"
-    )
+    _zip_folder(bare, zipped / "geolocation-geoguessr-images-50k.zip", "compressed_dataset/")
 
     listings = []
     for manual_dir in (bare, extracted, zipped):
@@ -160,9 +158,7 @@ def test_missing_country_is_named():
 def test_top20_country_not_among_largest_is_named():
     entries = [e for e in _top20_entries() if e.folder != "Norway"]
     entries += [_entry("Norway/canvas_0.jpg")]
-    entries += [
-        _entry(f"{c}/canvas_{i}.jpg") for c in ("Malaysia", "Peru") for i in range(3)
-    ]
+    entries += [_entry(f"{c}/canvas_{i}.jpg") for c in ("Malaysia", "Peru") for i in range(3)]
     with pytest.raises(BuildError, match="Norway not among the 20 largest"):
         assign_files(entries, [], TOP20, "top20")
 

@@ -4,24 +4,18 @@ CONFIGS = ("top20", "all", "synthetic")
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser(
-        "data", help="build or describe the geoguessr TFDS dataset"
-    )
+    parser = subparsers.add_parser("data", help="build or describe the geoguessr TFDS dataset")
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
     actions.required = True
 
-    build = actions.add_parser(
-        "build", help="build geoguessr/CONFIG from the Kaggle download"
-    )
+    build = actions.add_parser("build", help="build geoguessr/CONFIG from the Kaggle download")
     _add_common(build)
     build.add_argument(
         "--manual-dir",
         help="folder with the Kaggle zip, compressed_dataset/ or the country "
         "folders (default: DATA_DIR/downloads/manual; not needed for synthetic)",
     )
-    build.add_argument(
-        "--overwrite", action="store_true", help="rebuild if already built"
-    )
+    build.add_argument("--overwrite", action="store_true", help="rebuild if already built")
     build.set_defaults(func=run_build)
 
     info = actions.add_parser(
@@ -34,9 +28,7 @@ def add_parser(subparsers):
 
 def _add_common(parser):
     parser.add_argument("--config", default="top20", choices=CONFIGS)
-    parser.add_argument(
-        "--data-dir", help="TFDS data dir (default: ~/tensorflow_datasets)"
-    )
+    parser.add_argument("--data-dir", help="TFDS data dir (default: ~/tensorflow_datasets)")
 
 
 def run_build(args):
@@ -72,9 +64,7 @@ def format_summary(name, report) -> str:
     lines.append(f"{'total':<12}{sum(report['num_examples'].values()):>9}")
     skipped = report.get("skipped_counts", {})
     detail = ", ".join(f"{reason}: {n}" for reason, n in skipped.items())
-    lines.append(
-        f"skipped files: {sum(skipped.values())}" + (f" ({detail})" if detail else "")
-    )
+    lines.append(f"skipped files: {sum(skipped.values())}" + (f" ({detail})" if detail else ""))
     excluded = report.get("excluded_folders", {})
     if excluded:
         lines.append(f"excluded folders (not in this config): {len(excluded)}")

@@ -98,9 +98,7 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict(
                 {
-                    "image": tfds.features.Image(
-                        shape=(size, size, 3), encoding_format="jpeg"
-                    ),
+                    "image": tfds.features.Image(shape=(size, size, 3), encoding_format="jpeg"),
                     "label": tfds.features.ClassLabel(names=self._labels()),
                     "file_name": tfds.features.Text(),
                 }
@@ -173,15 +171,11 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
     def _synthetic_splits(self):
         keys = {}
         for country in self._labels():
-            names = [
-                f"{country}/synthetic_{i:03d}.jpg" for i in range(SYNTHETIC_PER_COUNTRY)
-            ]
+            names = [f"{country}/synthetic_{i:03d}.jpg" for i in range(SYNTHETIC_PER_COUNTRY)]
             keys.update(splits.assign(names))
         self._report["source"] = f"synthetic (seed {SYNTHETIC_SEED})"
         return {
-            split: self._generate_synthetic(
-                sorted(k for k, s in keys.items() if s == split), split
-            )
+            split: self._generate_synthetic(sorted(k for k, s in keys.items() if s == split), split)
             for split in splits.SPLITS
         }
 
@@ -195,9 +189,7 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
             country, name = key.split("/")
             index = int(name.split("_")[1].split(".")[0])
             rng = np.random.default_rng([SYNTHETIC_SEED, labels.index(country), index])
-            image = Image.fromarray(
-                np.asarray(draw_scene(country, rng, size), np.uint8)
-            )
+            image = Image.fromarray(np.asarray(draw_scene(country, rng, size), np.uint8))
             counts[country] += 1
             yield key, {"image": encode_jpeg(image), "label": country, "file_name": key}
 
@@ -275,14 +267,11 @@ def assign_files(entries, outside, labels, config_name):
 def _finish_report(report, split_infos):
     """Adds the totals to the report gathered during generation."""
     report["num_examples"] = {name: s.num_examples for name, s in split_infos.items()}
-    reasons = collections.Counter(
-        item["reason"].split(":")[0] for item in report["skipped"]
-    )
+    reasons = collections.Counter(item["reason"].split(":")[0] for item in report["skipped"])
     report["skipped_counts"] = dict(sorted(reasons.items()))
     report["skipped"].sort(key=lambda item: item["file"])
     report["per_country"] = {
-        split: dict(sorted(counts.items()))
-        for split, counts in report["per_country"].items()
+        split: dict(sorted(counts.items())) for split, counts in report["per_country"].items()
     }
     return report
 
@@ -299,9 +288,7 @@ def _check_folders(config_name, labels, by_folder):
     if config_name != "top20":
         return
     counts = {folder: len(files) for folder, files in by_folder.items()}
-    too_small = [
-        c for c in labels if sum(n > counts[c] for n in counts.values()) >= len(labels)
-    ]
+    too_small = [c for c in labels if sum(n > counts[c] for n in counts.values()) >= len(labels)]
     if too_small:
         raise BuildError(
             f"config 'top20': {', '.join(too_small)} not among the 20 largest "

@@ -87,18 +87,14 @@ def locate(manual_dir, countries) -> Source:
         raise LayoutError(f"manual dir {manual_dir} does not exist or is empty")
     countries = set(countries)
     for root in _candidate_roots(manual_dir):
-        if root.is_dir() and any(
-            c.is_dir() and c.name in countries for c in root.iterdir()
-        ):
+        if root.is_dir() and any(c.is_dir() and c.name in countries for c in root.iterdir()):
             return Source("dir", root)
     zips = sorted(p for p in manual_dir.iterdir() if p.name.lower().endswith(".zip"))
     for path in zips:
         prefix = _zip_prefix(path, countries)
         if prefix is not None:
             return Source("zip", path, prefix)
-    raise LayoutError(
-        f"no country folders, {KAGGLE_FOLDER}/ or Kaggle .zip found in {manual_dir}"
-    )
+    raise LayoutError(f"no country folders, {KAGGLE_FOLDER}/ or Kaggle .zip found in {manual_dir}")
 
 
 def _candidate_roots(manual_dir):
@@ -164,9 +160,7 @@ def _list_zip(source):
             if info.is_dir():
                 continue
             name = info.filename
-            rest = (
-                name[len(source.prefix) :] if name.startswith(source.prefix) else None
-            )
+            rest = name[len(source.prefix) :] if name.startswith(source.prefix) else None
             if rest is None or "/" not in rest:
                 outside.append(name)
                 continue
