@@ -1,10 +1,80 @@
-"""`keras-geo export`: not implemented yet (placeholder, replaced by its owner)."""
+"""`keras-geo export`: write a trained model as a self-contained SavedModel."""
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("export", help="(not implemented yet)")
-    parser.set_defaults(func=_not_implemented)
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained model as a SavedModel that takes image bytes",
+        description=(
+            "Write a TensorFlow SavedModel whose `serving_default` signature takes "
+            "encoded JPEG/PNG bytes of any size (`image_bytes`) and returns "
+            "`probabilities`, `top_k_countries` and `top_k_probabilities`; "
+            "`serve_pixels` takes uint8 [N, H, W, 3]; `metadata` returns the class "
+            "names and country coordinates."
+        ),
+    )
+    parser.add_argument(
+        "--run-dir",
+        required=True,
+        metavar="PATH",
+        help="run directory (or a .keras file) to export",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="SavedModel directory to create (e.g. models/geo/1 for TF Serving)",
+    )
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=5,
+        metavar="K",
+        help="countries in the top_k_* outputs; min(K, number of classes) (default: 5)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing SavedModel at --out",
+    )
+    parser.set_defaults(func=run)
 
 
-def _not_implemented(args):
-    raise SystemExit("keras-geo export: not implemented yet")
+def run(args):
+    import pathlib
+
+    from keras_geo.errors import UserError
+
+    if args.top_k < 1:
+        raise UserError(f"`--top-k` must be >= 1. Received: --top-k {args.top_k}")
+    from keras_geo import export, runs
+
+    source = pathlib.Path(args.run_dir)
+    if not source.exists():
+        raise UserError(
+            f"--run-dir {source} does not exist: pass a run directory or a .keras file."
+        )
+    out = pathlib.Path(args.out)
+    if _inside(source, out):
+        raise UserError(f"--out {out} holds --run-dir {source}: choose another --out.")
+    export.check_out_dir(out, args.overwrite)  # Before the slow model load.
+    model, class_names, config = runs.load_model(source)
+    image_size = model.input_shape[1] or config.image_size
+    export.export_saved_model(
+        model,
+        class_names,
+        out,
+        image_size=image_size,
+        top_k=args.top_k,
+        overwrite=args.overwrite,
+    )
+    k = min(args.top_k, len(class_names))
+    print(f"Exported {len(class_names)} classes ({image_size} px input, top {k}) to {out}")
+    print(f"Try: keras-geo predict --model {out} IMAGE.jpg")
+    return 0
+
+
+def _inside(path, directory):
+    """True if `path` is `directory` or lies under it."""
+    path, directory = path.resolve(), directory.resolve()
+    return path == directory or directory in path.parents

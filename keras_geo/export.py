@@ -1,0 +1,256 @@
+"""Export a trained model as a self-contained TensorFlow SavedModel.
+
+The SavedModel takes the raw bytes of screenshots: decoding, the evaluation
+resize (`keras_geo.pipeline.resize_for_eval`, the very function evaluation
+uses) and the backbone's preprocessing (inside the Keras model) are all in
+the graph, so any TensorFlow consumer (TF Serving, `saved_model_cli`, a script
+with only `tensorflow` installed) gets countries back from JPEG or PNG bytes.
+
+Signatures:
+
+- `serving_default(image_bytes)`: `image_bytes` is a 1-D `tf.string` tensor of
+  encoded JPEG, PNG, GIF (first frame) or BMP images of any size.
+- `serve_pixels(images)`: `images` is a `uint8` tensor `[N, H, W, 3]` of RGB
+  pixels, any `H`, `W`.
+
+  Both return `probabilities` `[N, C]` float32 (class order of
+  `class_names`), `top_k_countries` `[N, k]` string and `top_k_probabilities`
+  `[N, k]` float32, best first, with `k = min(top_k, C)` fixed at export.
+- `metadata()` (no input): `class_names` `[C]` string, `coordinates` `[C, 2]`
+  float64 (latitude, longitude of each country's centroid, degrees),
+  `image_size` and `top_k` int32 scalars.
+
+The same metadata is written as plain files under `assets.extra/` (files the
+graph never loads, by the SavedModel convention): `class_names.txt` (one name a
+line, class order), `countries.csv` (`index,name,latitude,longitude`) and
+`keras_geo_export.json`.
+"""
+
+import csv
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_geo import __version__
+from keras_geo.errors import UserError
+
+METADATA_DIR = "assets.extra"
+SIGNATURES = ("serving_default", "serve_pixels", "metadata")
+
+
+def decode_image(image_bytes, *, image_size):
+    """Decodes one encoded image and resizes it exactly as evaluation does.
+
+    Args:
+        image_bytes: scalar `tf.string`, an encoded JPEG, PNG, GIF or BMP.
+        image_size: side of the square model input, pixels.
+
+    Returns:
+        float32 `[image_size, image_size, 3]` RGB pixels in 0-255.
+    """
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    return _resize(image, image_size)
+
+
+def _resize(image, image_size):
+    from keras_geo import pipeline
+
+    image = pipeline.resize_for_eval(image, image_size=image_size)
+    return tf.ensure_shape(tf.cast(image, tf.float32), [image_size, image_size, 3])
+
+
+def _map_images(fn, images, image_size):
+    spec = tf.TensorSpec([image_size, image_size, 3], tf.float32)
+    return tf.map_fn(fn, images, fn_output_signature=spec)
+
+
+def _outputs(probabilities, class_names, k):
+    probabilities = tf.cast(probabilities, tf.float32)
+    top_probabilities, top_indices = tf.math.top_k(probabilities, k=k)
+    return {
+        "probabilities": probabilities,
+        "top_k_countries": tf.gather(class_names, top_indices),
+        "top_k_probabilities": top_probabilities,
+    }
+
+
+def _endpoints(model, class_names, coordinates, image_size, k):
+    """Returns the three `tf.function`s of the SavedModel, by signature name."""
+    names = tf.constant(class_names, dtype=tf.string)
+    coords = tf.constant(coordinates, dtype=tf.float64)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)],
+        autograph=False,
+    )
+    def classify(pixels):  # Traced once, called by both serving signatures.
+        return _outputs(model(pixels, training=False), names, k)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")],
+        autograph=False,
+    )
+    def serve_bytes(image_bytes):
+        decode = lambda b: decode_image(b, image_size=image_size)  # noqa: E731
+        return classify(_map_images(decode, image_bytes, image_size))
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")],
+        autograph=False,
+    )
+    def serve_pixels(images):
+        resize = lambda image: _resize(image, image_size)  # noqa: E731
+        return classify(_map_images(resize, images, image_size))
+
+    @tf.function(input_signature=[], autograph=False)
+    def metadata():
+        return {
+            "class_names": names,
+            "coordinates": coords,
+            "image_size": tf.constant(image_size, tf.int32),
+            "top_k": tf.constant(k, tf.int32),
+        }
+
+    return {
+        "serving_default": serve_bytes,
+        "serve_pixels": serve_pixels,
+        "metadata": metadata,
+    }
+
+
+def _validate(model, class_names, image_size, top_k):
+    if top_k < 1:
+        raise UserError(f"`top_k` must be >= 1. Received: top_k={top_k}")
+    num_outputs = model.output_shape[-1]
+    if num_outputs != len(class_names):
+        raise UserError(
+            f"The model has {num_outputs} outputs but {len(class_names)} class names "
+            "were given: export the run directory the model was trained in."
+        )
+    model_size = model.input_shape[1]
+    if model_size is not None and model_size != image_size:
+        raise UserError(
+            f"`image_size` must match the model input ({model_size}). "
+            f"Received: image_size={image_size}"
+        )
+
+
+def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, overwrite=False):
+    """Writes `model` as a SavedModel that maps image bytes to countries.
+
+    The model must take float pixels 0-255 `[N, image_size, image_size, 3]`
+    and return probabilities `[N, C]`, as `keras_geo.model.build_model` does.
+    The SavedModel is written to a temporary sibling directory first and then
+    moved to `out_dir`, so a failed export leaves nothing half-written.
+
+    Args:
+        model: the Keras model (its own preprocessing inside).
+        class_names: the `C` class names, in output order (Kaggle folder
+            names, e.g. `["France", "Japan", "United States"]`).
+        out_dir: directory to create; it must be absent or empty unless
+            `overwrite` (then it must be a previous SavedModel export).
+        image_size: side of the square model input, pixels.
+        top_k: countries in the `top_k_*` outputs; `k = min(top_k, C)`.
+        overwrite: replace an existing SavedModel at `out_dir`.
+
+    Returns:
+        `out_dir` as a `pathlib.Path`.
+    """
+    from keras_geo import countries
+
+    class_names = [str(name) for name in class_names]
+    _validate(model, class_names, image_size, top_k)
+    coordinates = np.asarray(countries.coordinates(class_names), dtype=np.float64)
+    k = min(top_k, len(class_names))
+    out_dir = pathlib.Path(out_dir)
+    check_out_dir(out_dir, overwrite)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    _chmod_like_mkdir(tmp_dir)
+    try:
+        # No `archive.track(model)`: the endpoints' variables are tracked
+        # anyway, and walking every layer of ResNet50 doubles the export time.
+        archive = keras.export.ExportArchive()
+        for name, fn in _endpoints(model, class_names, coordinates, image_size, k).items():
+            archive.add_endpoint(name, fn)
+        archive.write_out(str(tmp_dir), verbose=False)
+        _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, image_size, k)
+        _replace_dir(tmp_dir, out_dir)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return out_dir
+
+
+def check_out_dir(out_dir, overwrite):
+    """Raises `UserError` unless `out_dir` may receive an export.
+
+    `out_dir` may be absent or empty; with `overwrite`, it may also hold a
+    SavedModel (`saved_model.pb`), never anything else.
+    """
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise UserError(f"{out_dir} exists and is not a directory: choose another --out.")
+    if not any(out_dir.iterdir()):
+        return
+    if not overwrite:
+        raise UserError(f"{out_dir} is not empty: pass --overwrite or choose another --out.")
+    if not (out_dir / "saved_model.pb").is_file():
+        raise UserError(
+            f"{out_dir} is not a SavedModel (no saved_model.pb): refusing to delete it "
+            "even with --overwrite; choose another --out."
+        )
+
+
+def _chmod_like_mkdir(directory):
+    """mkdtemp makes 0700 directories; give the usual umask-based mode."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(directory, 0o777 & ~umask)
+
+
+def _replace_dir(tmp_dir, out_dir):
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp_dir, out_dir)
+
+
+def _write_metadata(directory, class_names, coordinates, image_size, k):
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "class_names.txt").write_text("".join(f"{name}\n" for name in class_names))
+    with open(directory / "countries.csv", "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(["index", "name", "latitude", "longitude"])
+        for index, (name, (lat, lon)) in enumerate(zip(class_names, coordinates, strict=True)):
+            writer.writerow([index, name, f"{lat:.6f}", f"{lon:.6f}"])
+    info = {
+        "keras_geo_version": __version__,
+        "tensorflow_version": tf.__version__,
+        "image_size": image_size,
+        "top_k": k,
+        "num_classes": len(class_names),
+        "signatures": list(SIGNATURES),
+    }
+    (directory / "keras_geo_export.json").write_text(json.dumps(info, indent=2) + "\n")
+
+
+def read_metadata(saved_model):
+    """Reads the `metadata` signature of a loaded export (`tf.saved_model.load`).
+
+    Returns:
+        dict with `class_names` (list of str), `coordinates` (`[C, 2]`
+        float64 numpy), `image_size` and `top_k` (int).
+    """
+    values = saved_model.signatures["metadata"]()
+    return {
+        "class_names": [name.decode("utf-8") for name in values["class_names"].numpy()],
+        "coordinates": values["coordinates"].numpy(),
+        "image_size": int(values["image_size"]),
+        "top_k": int(values["top_k"]),
+    }
