@@ -1,10 +1,58 @@
-"""`keras-geo predict`: not implemented yet (placeholder, replaced by its owner)."""
+"""`keras-geo predict`: name the countries of screenshots."""
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("predict", help="(not implemented yet)")
-    parser.set_defaults(func=_not_implemented)
+    parser = subparsers.add_parser(
+        "predict",
+        help="name the countries of image files",
+        description=(
+            "Print each image's top-k countries with probabilities. --model is a "
+            "SavedModel written by `keras-geo export`, a run directory or a .keras "
+            "file. A bad image file is reported on stderr and the others are still "
+            "predicted; the exit code is 1 if any file failed."
+        ),
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="PATH",
+        help="SavedModel, run dir or .keras file",
+    )
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files, any size")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=5,
+        metavar="K",
+        help="countries per image (default: 5)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document instead of a table"
+    )
+    parser.set_defaults(func=run)
 
 
-def _not_implemented(args):
-    raise SystemExit("keras-geo predict: not implemented yet")
+def run(args):
+    import json
+    import sys
+
+    from keras_geo.errors import UserError
+
+    if args.top_k < 1:
+        raise UserError(f"`--top-k` must be >= 1. Received: --top-k {args.top_k}")
+    from keras_geo import predict
+
+    predictor = predict.load_predictor(args.model)
+    predictions, errors = predict.predict_files(predictor, args.images, top_k=args.top_k)
+    for error in errors:
+        print(f"keras-geo: error: {error['file']}: {error['error']}", file=sys.stderr)
+    if args.json:
+        document = {
+            "model": str(args.model),
+            "predictions": predictions,
+            "errors": errors,
+        }
+        print(json.dumps(document, indent=2))
+    elif predictions:
+        print(predict.format_table(predictions))
+    return 1 if errors else 0

@@ -1,0 +1,190 @@
+"""Name the countries of image files with an exported SavedModel or a Keras model.
+
+`load_predictor(path)` accepts what `keras-geo export` wrote (a directory with
+`saved_model.pb`, or a TF Serving base directory with numbered versions), a
+run directory or a `.keras` file (both through `keras_geo.runs.load_model`).
+Both kinds decode and resize with `keras_geo.export.decode_image`, so they
+give the same probabilities for the same bytes.
+"""
+
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from keras_geo.errors import UserError
+
+MODEL_KINDS = (
+    "an exported SavedModel directory (with saved_model.pb), a run directory "
+    "(with config.json) or a .keras file"
+)
+
+
+class SavedModelPredictor:
+    """Calls the `serving_default` signature of a `keras-geo export` SavedModel."""
+
+    def __init__(self, path):
+        from keras_geo.export import read_metadata
+
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as error:  # noqa: BLE001 (any load failure is the user's file)
+            raise UserError(f"Cannot load the SavedModel {path}: {_one_line(error)}") from None
+        if "metadata" not in loaded.signatures:
+            raise UserError(
+                f"{path} has no `metadata` signature: export the model with `keras-geo export`."
+            )
+        self._serve = loaded.signatures["serving_default"]
+        metadata = read_metadata(loaded)
+        self.class_names = metadata["class_names"]
+        self.coordinates = metadata["coordinates"]
+        self._loaded = loaded  # Keeps the variables alive.
+
+    def probabilities(self, image_bytes):
+        """Returns the `[C]` float32 probabilities of one encoded image."""
+        outputs = self._serve(image_bytes=tf.constant([image_bytes]))
+        return outputs["probabilities"].numpy()[0]
+
+
+class KerasPredictor:
+    """Decodes and resizes as the export does, then calls the Keras model."""
+
+    def __init__(self, model, class_names, image_size):
+        self.model = model
+        self.class_names = list(class_names)
+        self.image_size = image_size
+        self.coordinates = _coordinates_or_none(self.class_names)
+
+    def probabilities(self, image_bytes):
+        """Returns the `[C]` float32 probabilities of one encoded image."""
+        from keras_geo.export import decode_image
+
+        pixels = decode_image(tf.constant(image_bytes), image_size=self.image_size)
+        probabilities = self.model(pixels[tf.newaxis], training=False)
+        return np.asarray(probabilities, dtype=np.float32)[0]
+
+
+def _coordinates_or_none(class_names):
+    from keras_geo import countries
+
+    try:
+        return countries.coordinates(class_names)
+    except UserError:
+        return None
+
+
+def _one_line(error):
+    text = str(error).strip().splitlines()
+    return text[-1] if text else type(error).__name__
+
+
+def _saved_model_dir(path):
+    """Returns the SavedModel directory at `path` (or its latest version), else None."""
+    if (path / "saved_model.pb").is_file():
+        return path
+    versions = [p for p in path.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()]
+    return max(versions, key=lambda p: int(p.name)) if versions else None
+
+
+def load_predictor(path):
+    """Loads a SavedModel export, a run directory or a `.keras` file.
+
+    Raises:
+        UserError: `path` is none of those, or cannot be loaded.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        raise UserError(f"--model {path} does not exist: pass {MODEL_KINDS}.")
+    if path.is_dir():
+        saved_model = _saved_model_dir(path)
+        if saved_model is not None:
+            return SavedModelPredictor(saved_model)
+        if not any((path / name).is_file() for name in ("config.json", "class_names.json")):
+            raise UserError(f"--model {path} is not {MODEL_KINDS}.")
+    elif path.suffix != ".keras":
+        raise UserError(f"--model {path} is not {MODEL_KINDS}.")
+    return _keras_predictor(path)
+
+
+def _keras_predictor(path):
+    from keras_geo import runs
+
+    try:
+        model, class_names, config = runs.load_model(path)
+    except UserError:
+        raise
+    except Exception as error:  # noqa: BLE001 (a broken file is the user's to fix)
+        raise UserError(f"Cannot load the model {path}: {_one_line(error)}") from None
+    image_size = model.input_shape[1] or getattr(config, "image_size", None)
+    return KerasPredictor(model, class_names, image_size)
+
+
+def predict_file(predictor, path, *, top_k=5):
+    """Predicts one image file.
+
+    Returns:
+        dict with `file`, `countries` and `probabilities` (best first, at most
+        `top_k` each) and `coordinates` (`[lat, lon]` per country, or None).
+
+    Raises:
+        ValueError: the file is missing, unreadable or not an image (one-line message).
+    """
+    try:
+        image_bytes = pathlib.Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except IsADirectoryError:
+        raise ValueError("is a directory, not an image file") from None
+    except OSError as error:
+        raise ValueError(f"cannot read: {error.strerror or error}") from None
+    try:
+        probabilities = predictor.probabilities(image_bytes)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        raise ValueError("not an image (JPEG, PNG, GIF or BMP), or a corrupt one") from None
+    order = np.argsort(-probabilities, kind="stable")[:top_k]
+    coordinates = predictor.coordinates
+    return {
+        "file": str(path),
+        "countries": [predictor.class_names[i] for i in order],
+        "probabilities": [float(probabilities[i]) for i in order],
+        "coordinates": None
+        if coordinates is None
+        else [[float(coordinates[i][0]), float(coordinates[i][1])] for i in order],
+    }
+
+
+def predict_files(predictor, paths, *, top_k=5):
+    """Predicts every file; a bad file becomes an error entry, the others go on.
+
+    Returns:
+        `(predictions, errors)`: lists of `predict_file` dicts and of
+        `{"file": ..., "error": ...}` dicts.
+    """
+    predictions, errors = [], []
+    for path in paths:
+        try:
+            predictions.append(predict_file(predictor, path, top_k=top_k))
+        except ValueError as error:
+            errors.append({"file": str(path), "error": str(error)})
+    return predictions, errors
+
+
+def format_table(predictions):
+    """Formats predictions as a readable text table, one block per file.
+
+    Example:
+        screenshot.jpg
+           1. United States   61.2%
+           2. Canada          12.0%
+    """
+    blocks = []
+    for prediction in predictions:
+        width = max((len(name) for name in prediction["countries"]), default=0)
+        lines = [prediction["file"]]
+        for rank, (name, p) in enumerate(
+            zip(prediction["countries"], prediction["probabilities"], strict=True),
+            start=1,
+        ):
+            lines.append(f"  {rank:>2}. {name:<{width}}  {100 * p:5.1f}%")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

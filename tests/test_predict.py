@@ -1,0 +1,174 @@
+"""Tests for `keras_geo.predict` and `keras-geo predict`.
+
+A tiny stand-in model (the model contract: pixels 0-255 in, softmax out) is
+saved as a run directory and exported as `models/geo/1`; predict must give the
+same answer from both, on good files and despite bad ones.
+"""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_geo import export, runs
+from keras_geo.cli.main import main
+from keras_geo.config import TrainConfig
+
+CLASS_NAMES = ["France", "Japan", "United States"]
+IMAGE_SIZE = 32
+
+
+def tiny_model():
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(len(CLASS_NAMES), activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+def gradient(height, width, seed):
+    rng = np.random.default_rng(seed)
+    pixels = rng.uniform(0, 255, (height, width, 3))
+    pixels[..., 0] = np.linspace(0, 255, width)[None, :]
+    return tf.constant(pixels.astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """`(run_dir, saved_model_base)`: the same weights, two formats."""
+    keras.utils.set_random_seed(1)
+    model = tiny_model()
+    root = tmp_path_factory.mktemp("predict")
+    run_dir = root / "run"
+    run_dir.mkdir()
+    config = TrainConfig(image_size=IMAGE_SIZE, weights="none")
+    config.to_json(run_dir / runs.CONFIG_FILE)
+    runs.write_class_names(run_dir, CLASS_NAMES)
+    runs.save_model(model, run_dir / runs.MODEL_FILE, CLASS_NAMES, config)
+    base = root / "models" / "geo"
+    export.export_saved_model(model, CLASS_NAMES, base / "1", image_size=IMAGE_SIZE)
+    return run_dir, base
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    files = {
+        "frame.jpg": tf.io.encode_jpeg(gradient(662, 1536, 0)),  # a real frame's size
+        "crop.png": tf.io.encode_png(gradient(224, 224, 1)),
+        "notes.jpg": b"these are not pixels\n",
+        "empty.png": b"",
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data.numpy() if hasattr(data, "numpy") else data)
+    (folder / "subdir").mkdir()
+    return folder
+
+
+def run_json(capsys, *argv):
+    code = main(["predict", "--json", *map(str, argv)])
+    captured = capsys.readouterr()
+    return code, json.loads(captured.out), captured.err
+
+
+def test_table_output_from_the_saved_model(models, images, capsys):
+    _, base = models
+    code = main(["predict", "--model", str(base / "1"), str(images / "frame.jpg")])
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == str(images / "frame.jpg")
+    assert len(lines) == 1 + len(CLASS_NAMES)  # top 5 clamped to 3 countries
+    assert lines[1].lstrip().startswith("1. ") and lines[1].endswith("%")
+    assert sorted(line.split(".", 1)[1].split()[0] for line in lines[1:]) == [
+        "France",
+        "Japan",
+        "United",
+    ]
+
+
+def test_saved_model_and_run_dir_agree(models, images, capsys):
+    run_dir, base = models
+    good = [images / "frame.jpg", images / "crop.png"]
+    # The TF Serving base dir resolves to its latest version.
+    code_sm, from_sm, _ = run_json(capsys, "--model", base, "--top-k", "2", *good)
+    code_keras, from_keras, _ = run_json(
+        capsys, "--model", run_dir / runs.MODEL_FILE, "--top-k", "2", *good
+    )
+    assert code_sm == code_keras == 0
+    assert from_sm["errors"] == from_keras["errors"] == []
+    for a, b in zip(from_sm["predictions"], from_keras["predictions"], strict=True):
+        assert a["file"] == b["file"]
+        assert a["countries"] == b["countries"] and len(a["countries"]) == 2
+        np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-5)
+        assert a["probabilities"] == sorted(a["probabilities"], reverse=True)
+        assert len(a["coordinates"]) == 2 and len(a["coordinates"][0]) == 2
+
+
+@pytest.mark.parametrize("kind", ["saved_model", "run_dir"])
+def test_bad_files_are_reported_and_the_others_predicted(models, images, capsys, kind):
+    model_path = models[1] / "1" if kind == "saved_model" else models[0]
+    bad = ["notes.jpg", "empty.png", "missing.jpg", "subdir"]
+    files = [images / "frame.jpg", *(images / name for name in bad), images / "crop.png"]
+    code, document, err = run_json(capsys, "--model", model_path, *files)
+    assert code == 1
+    assert [p["file"] for p in document["predictions"]] == [
+        str(images / "frame.jpg"),
+        str(images / "crop.png"),
+    ]
+    assert [e["file"] for e in document["errors"]] == [str(images / n) for n in bad]
+    lines = err.strip().splitlines()
+    assert len(lines) == len(bad)
+    for line, name in zip(lines, bad, strict=True):
+        assert line.startswith(f"keras-geo: error: {images / name}: ")
+    assert "not an image" in lines[0] and "no such file" in lines[2]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("case", ["missing", "plain_dir", "text_file", "no_metadata"])
+def test_a_model_path_that_is_neither_is_one_line_exit_2(tmp_path, images, capsys, case):
+    if case == "missing":
+        path = tmp_path / "nope"
+    elif case == "plain_dir":
+        path = tmp_path
+    elif case == "text_file":
+        path = images / "notes.jpg"
+    else:  # A SavedModel not written by `keras-geo export`.
+        path = tmp_path / "plain"
+        tiny_model().export(str(path), verbose=False)
+    code = main(["predict", "--model", str(path), str(images / "frame.jpg")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("keras-geo: error: ") and "\n" not in err
+
+
+def test_top_k_must_be_positive(models, images, capsys):
+    code = main(["predict", "--model", str(models[0]), "--top-k", "0", str(images / "crop.png")])
+    assert code == 2
+    assert "--top-k" in capsys.readouterr().err
+
+
+def test_console_script_exit_code_and_no_traceback(models, images):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "keras_geo.cli.main",
+            "predict",
+            "--model",
+            str(models[1]),
+            str(images / "crop.png"),
+            str(images / "notes.jpg"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"keras-geo: error: {images / 'notes.jpg'}: not an image" in result.stderr
+    assert str(images / "crop.png") in result.stdout
