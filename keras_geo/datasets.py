@@ -6,7 +6,6 @@ TFDS' default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
 """
 
 import json
-import pathlib
 
 from keras_geo.errors import UserError
 
@@ -87,16 +86,13 @@ def build(config_name_, *, manual_dir=None, data_dir=None, overwrite=False) -> d
     )
     from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import BuildError
 
-    if manual_dir is not None and not pathlib.Path(manual_dir).is_dir():
-        raise UserError(
-            f"--manual-dir {manual_dir} is not a folder: download the Kaggle data "
-            "there first (`kaggle datasets download -d ubitquitin/"
-            "geolocation-geoguessr-images-50k -p DIR`)"
-        )
-    try:
-        ds_builder.download_and_prepare(download_config=download_config)
-    except BuildError as error:
-        raise UserError(str(error)) from None
+    if overwrite or not ds_builder.is_prepared():
+        if not ds_builder.builder_config.synthetic:
+            _check_manual_dir(ds_builder, manual_dir)
+        try:
+            ds_builder.download_and_prepare(download_config=download_config)
+        except BuildError as error:
+            raise UserError(str(error)) from None
     return read_report(ds_builder)
 
 
@@ -124,6 +120,19 @@ def ensure_synthetic(data_dir=None) -> str:
     if not ds_builder.is_prepared():
         build("synthetic", data_dir=data_dir)
     return str(ds_builder.data_path)
+
+
+def _check_manual_dir(ds_builder, manual_dir):
+    """UserError with the download instructions unless the manual dir has the data."""
+    from tfds_geoguessr.geoguessr import layout
+    from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import read_labels
+
+    path = manual_dir or ds_builder.data_dir_root / "downloads" / "manual"
+    try:
+        layout.locate(path, read_labels("labels_all.txt"))
+    except layout.LayoutError as error:
+        instructions = " ".join(ds_builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
+        raise UserError(f"{error}. {instructions}") from None
 
 
 def prepared_builder(dataset: str, data_dir=None):

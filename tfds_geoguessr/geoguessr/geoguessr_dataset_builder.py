@@ -125,7 +125,7 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
             manual_dir = dl_manager.manual_dir
             source = layout.locate(manual_dir, read_labels("labels_all.txt"))
         except (AssertionError, layout.LayoutError) as error:
-            first_line = str(error).splitlines()[0]
+            first_line = str(error).split(". Create it")[0].splitlines()[0]
             raise BuildError(
                 f"{first_line}. {' '.join(self.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}"
             ) from None
