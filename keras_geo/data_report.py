@@ -105,7 +105,7 @@ def write_info(dataset: str, data_dir, out_dir) -> dict:
         "samples": out / "samples.png",
     }
     write_counts_csv(paths["counts"], names, counts)
-    title = f"geoguessr/{datasets.config_name(dataset)}: train images per country"
+    title = f"geoguessr/{datasets.config_of(dataset)}: train images per country"
     plot_class_distribution(paths["class_distribution"], names, counts["train"], title)
     plot_samples(paths["samples"], sample_images(dataset, data_dir), names)
     result = {key: str(path) for key, path in paths.items()}

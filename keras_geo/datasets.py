@@ -13,7 +13,7 @@ DATASET_NAME = "geoguessr"
 CONFIGS = ("top20", "all", "synthetic")
 
 
-def config_name(dataset: str) -> str:
+def config_of(dataset: str) -> str:
     """`"geoguessr/top20"` or `"top20"` -> `"top20"`; UserError if unknown."""
     name, _, config = dataset.rpartition("/")
     if name not in ("", DATASET_NAME) or config not in CONFIGS:
@@ -28,12 +28,12 @@ def builder(dataset: str, data_dir=None):
     """The TFDS builder of `dataset` (not necessarily prepared)."""
     from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder
 
-    return Builder(config=config_name(dataset), data_dir=_str(data_dir), file_format="tfrecord")
+    return Builder(config=config_of(dataset), data_dir=_str(data_dir), file_format="tfrecord")
 
 
 def build_command(dataset: str, data_dir=None) -> str:
     """The `keras-geo data build` command that prepares `dataset`."""
-    command = f"keras-geo data build --config {config_name(dataset)}"
+    command = f"keras-geo data build --config {config_of(dataset)}"
     return command + (f" --data-dir {data_dir}" if data_dir else "")
 
 
@@ -60,11 +60,11 @@ def class_names(dataset: str, data_dir=None) -> list[str]:
     return list(builder(dataset, data_dir).info.features["label"].names)
 
 
-def build(config_name_, *, manual_dir=None, data_dir=None, overwrite=False) -> dict:
+def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> dict:
     """Builds `geoguessr/<config>` and returns its build report.
 
     Args:
-        config_name_: "top20", "all" or "synthetic" (or "geoguessr/<config>").
+        config_name: "top20", "all" or "synthetic" (or "geoguessr/<config>").
         manual_dir: Folder with the Kaggle download (zip, `compressed_dataset/`
             or country folders). None: `<data_dir>/downloads/manual`.
         data_dir: TFDS data dir. None: TFDS' default.
@@ -77,7 +77,7 @@ def build(config_name_, *, manual_dir=None, data_dir=None, overwrite=False) -> d
     """
     import tensorflow_datasets as tfds
 
-    ds_builder = builder(config_name_, data_dir)
+    ds_builder = builder(config_name, data_dir)
     mode = tfds.download.GenerateMode
     download_config = tfds.download.DownloadConfig(
         manual_dir=_str(manual_dir),
@@ -140,7 +140,7 @@ def prepared_builder(dataset: str, data_dir=None):
     ds_builder = builder(dataset, data_dir)
     if not ds_builder.is_prepared():
         raise UserError(
-            f"dataset {DATASET_NAME}/{config_name(dataset)} is not built in "
+            f"dataset {DATASET_NAME}/{config_of(dataset)} is not built in "
             f"{ds_builder.data_dir_root}: run `{build_command(dataset, data_dir)}`"
         )
     return ds_builder
