@@ -35,8 +35,7 @@ FEATURE_DIM = 2048  # ResNet50's pooled output.
 
 _WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 _WEIGHTS_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-    + _WEIGHTS_FILE
+    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + _WEIGHTS_FILE
 )
 _WEIGHTS_HASH = "4d473c1dd8becc155b73f8504c6f6626"
 
@@ -154,9 +153,7 @@ def _assemble(num_classes, image_size, weights_path, dropout):
     x = base(x, training=False)  # BatchNorm in inference mode in every phase.
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = keras.layers.Dense(
-        num_classes, activation="softmax", dtype="float32", name="head"
-    )(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
     return keras.Model(inputs, outputs, name="geo_resnet50")
 
 
@@ -248,18 +245,14 @@ def compile_model(
     num_classes = model.output_shape[-1]
     metrics = [
         keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-        keras.metrics.SparseTopKCategoricalAccuracy(
-            k=min(5, num_classes), name="top5_accuracy"
-        ),
+        keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy"),
     ]
     if class_names is not None:
         from keras_geo.metrics import MeanGreatCircleError
 
         metrics.append(MeanGreatCircleError(list(class_names)))
     model.compile(
-        optimizer=keras.optimizers.AdamW(
-            learning_rate=learning_rate, weight_decay=weight_decay
-        ),
+        optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
         loss=loss,
         metrics=metrics,
         jit_compile=jit_compile,

@@ -68,14 +68,16 @@ def _affine(y0, x0, h, w, flipped, angle, image_size):
     shift = tf.where(flipped, s - 1.0, 0.0)
     cos, sin = tf.cos(angle), tf.sin(angle)
     c = (s - 1.0) / 2.0  # rotation about the output centre
-    return tf.stack([
-        sx * sign * cos,
-        -sx * sign * sin,
-        x0 + sx * (shift + sign * (c - cos * c + sin * c) + 0.5) - 0.5,
-        sy * sin,
-        sy * cos,
-        y0 + sy * (c - sin * c - cos * c + 0.5) - 0.5,
-    ])
+    return tf.stack(
+        [
+            sx * sign * cos,
+            -sx * sign * sin,
+            x0 + sx * (shift + sign * (c - cos * c + sin * c) + 0.5) - 0.5,
+            sy * sin,
+            sy * cos,
+            y0 + sy * (c - sin * c - cos * c + 0.5) - 0.5,
+        ]
+    )
 
 
 def _random_affine(shape, image_size, flip, seed):
