@@ -20,18 +20,20 @@ def result_line(images_per_second):
 
 
 def timed_loop(step, *, seconds, warmup_steps=2, min_steps=1, max_steps=None):
-    """Calls `step()` until `seconds` have passed; returns (images, seconds).
+    """Calls `step()` until `seconds` pass or `max_steps`; returns (images, seconds).
 
     `step()` returns how many images it processed. The first `warmup_steps`
     calls (graph tracing, thread pools, first files) are not timed.
 
     Args:
         step: callable returning an int (images processed by that call).
-        seconds: wall-clock budget of the timed part.
+        seconds: wall-clock budget of the timed part (None: run `max_steps`).
         warmup_steps: untimed calls before the clock starts.
         min_steps: timed calls made even when `seconds` has passed.
         max_steps: stop after this many timed calls (None: no limit).
     """
+    if seconds is None and max_steps is None:
+        raise ValueError("`seconds` or `max_steps` must be given.")
     for _ in range(warmup_steps):
         step()
     images, steps = 0, 0
@@ -42,7 +44,7 @@ def timed_loop(step, *, seconds, warmup_steps=2, min_steps=1, max_steps=None):
         elapsed = time.perf_counter() - start
         if max_steps is not None and steps >= max_steps:
             break
-        if steps >= min_steps and elapsed >= seconds:
+        if seconds is not None and steps >= min_steps and elapsed >= seconds:
             break
     return images, elapsed
 

@@ -72,7 +72,7 @@ def run_train(phase, *, image_size=224, batch_size=16, steps=5, mixed_precision=
         model.train_on_batch(images, labels)
         return batch_size
 
-    done, elapsed = timed_loop(step, seconds=0, warmup_steps=2, max_steps=steps)
+    done, elapsed = timed_loop(step, seconds=None, warmup_steps=2, max_steps=steps)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return {
         "benchmark": "train",

@@ -1,0 +1,193 @@
+"""`keras-geo bench`: every command runs on tiny data and ends with its result line.
+
+Correctness only: no timing is asserted (the machine is shared and noisy).
+"""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from keras_geo.bench import baseline, fake_kaggle, timing
+from keras_geo.cli.main import main
+
+RESULT = re.compile(r"^images/s: \d+\.\d$")
+TINY_FRAME = "64x32"
+
+
+def last_line(capsys):
+    return capsys.readouterr().out.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def tiny_kaggle(tmp_path_factory):
+    """A Kaggle-layout folder: 20 countries x 3 frames of 64x32."""
+    root = tmp_path_factory.mktemp("kaggle")
+    return fake_kaggle.make_fake_kaggle(root, images_per_country=3, size=(64, 32))
+
+
+def test_result_line_format():
+    assert timing.result_line(221.04) == "images/s: 221.0"
+    assert RESULT.match(timing.result_line(3))
+
+
+def test_timed_loop_counts_images_after_warmup():
+    calls = []
+    images, seconds = timing.timed_loop(lambda: calls.append(1) or 4, seconds=None,
+                                        warmup_steps=2, max_steps=3)
+    assert (images, len(calls)) == (12, 5)
+    assert seconds >= 0
+
+
+def test_fake_kaggle_layout_and_subsets(tmp_path, tiny_kaggle):
+    folders = sorted(p.name for p in tiny_kaggle.iterdir())
+    assert folders == sorted(fake_kaggle.TOP20)
+    assert fake_kaggle.image_count(tiny_kaggle) == 60
+    small = fake_kaggle.make_fake_kaggle(tmp_path, images_per_country=2, size=(64, 32))
+    for path in small.rglob("*.jpg"):  # A smaller folder is a subset, pixel for pixel.
+        twin = tiny_kaggle / path.relative_to(small)
+        assert twin.read_bytes() == path.read_bytes()
+
+
+def test_fake_frame_weighs_like_a_kaggle_frame(tmp_path):
+    root = fake_kaggle.make_fake_kaggle(tmp_path, images_per_country=1, countries=("Japan",))
+    (path,) = root.rglob("*.jpg")
+    from PIL import Image
+
+    assert Image.open(path).size == (1536, 662)
+    assert 90_000 < path.stat().st_size < 200_000  # Real frames: ~135 KB.
+
+
+def test_paper_transform_is_normalised_chw(tiny_kaggle):
+    path = next(tiny_kaggle.rglob("*.jpg"))
+    array = baseline.paper_transform(str(path), np.random.default_rng(0), size=40)
+    assert array.shape == (3, 40, 40) and array.dtype == np.float32
+    assert -2.2 < array.min() and array.max() < 2.7  # (0 - mean)/std .. (1 - mean)/std
+
+
+def test_random_resized_crop_box_stays_inside():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        left, top, w, h = baseline.random_resized_crop_box(rng, 224, 224)
+        assert 0 <= left and left + w <= 224 and 0 <= top and top + h <= 224
+        assert 0.08 * 224 * 224 * 0.9 <= w * h
+
+
+def test_image_folder_labels_sorted_folders(tiny_kaggle):
+    samples = baseline.image_folder(tiny_kaggle.parent)  # Folder holding compressed_dataset.
+    assert len(samples) == 60
+    assert samples[0][1] == 0 and samples[-1][1] == 19
+    assert "/United States/" in samples[-1][0]
+
+
+def test_bench_baseline(tiny_kaggle, capsys, tmp_path):
+    out = tmp_path / "baseline.json"
+    code = main(["bench", "baseline", "--manual-dir", str(tiny_kaggle), "--seconds", "0.2",
+                 "--batch-size", "4", "--workers", "2", "--image-size", "32",
+                 "--json", str(out)])
+    assert code == 0
+    assert RESULT.match(last_line(capsys))
+    record = json.loads(out.read_text())
+    assert record["workers"] == 2 and record["images"] % 4 == 0 and record["images"] > 0
+
+
+def test_bench_baseline_empty_dir_is_a_user_error(tmp_path, capsys):
+    assert main(["bench", "baseline", "--manual-dir", str(tmp_path)]) == 2
+    assert "No images found" in capsys.readouterr().err
+
+
+def test_bench_input(synthetic_data_dir, capsys):
+    code = main(["bench", "input", "--dataset", "geoguessr/synthetic", "--data-dir",
+                 synthetic_data_dir, "--batch-size", "8", "--image-size", "32",
+                 "--seconds", "0.2"])
+    assert code == 0
+    assert RESULT.match(last_line(capsys))
+
+
+def test_bench_input_unbuilt_dataset_names_build_command(tmp_path, capsys):
+    code = main(["bench", "input", "--dataset", "geoguessr/top20", "--data-dir",
+                 str(tmp_path), "--seconds", "0.2"])
+    assert code == 2
+    assert "keras-geo data build" in capsys.readouterr().err
+
+
+def test_bench_train_frozen(capsys, tmp_path):
+    out = tmp_path / "frozen.json"
+    code = main(["bench", "train", "--phase", "frozen", "--image-size", "32",
+                 "--batch-size", "2", "--steps", "1", "--json", str(out)])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith(("device: CPU", "device: GPU"))
+    assert RESULT.match(lines[-1])
+    assert json.loads(out.read_text())["steps"] == 1
+
+
+def test_train_phases_train_nested_layer_sets():
+    from keras_geo.bench.train import build_for_phase
+
+    weights = {
+        phase: {w.path for w in build_for_phase(phase, image_size=32).trainable_weights}
+        for phase in ("frozen", "finetune", "full")
+    }
+    assert weights["frozen"] < weights["finetune"] < weights["full"]
+    assert all("conv5_" in path or "head" in path for path in weights["finetune"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["finetune", "full"])
+def test_bench_train_backward_phases(capsys, phase):
+    code = main(["bench", "train", "--phase", phase, "--image-size", "32",
+                 "--batch-size", "2", "--steps", "1"])
+    assert code == 0
+    assert RESULT.match(last_line(capsys))
+
+
+def test_bench_decode(capsys, tmp_path):
+    out = tmp_path / "decode.json"
+    code = main(["bench", "decode", "--images", "2", "--frame-size", "96x48",
+                 "--image-size", "32", "--seconds", "0.2", "--json", str(out)])
+    assert code == 0
+    assert RESULT.match(last_line(capsys))
+    variants = [row["variant"] for row in json.loads(out.read_text())["rows"]]
+    assert variants == ["full", "full-dct2", "stored"]
+
+
+def test_bench_cache(capsys, tmp_path):
+    out = tmp_path / "cache.json"
+    code = main(["bench", "cache", "--images", "8", "--image-size", "32", "--batch-size", "4",
+                 "--work-dir", str(tmp_path / "cache"), "--json", str(out)])
+    assert code == 0
+    assert RESULT.match(last_line(capsys))
+    record = json.loads(out.read_text())
+    assert record["backbone_epoch_s"] > 0 and record["cached_epoch_s"] > 0
+
+
+def test_bench_scaling(capsys, tmp_path):
+    out = tmp_path / "scaling.json"
+    code = main(["bench", "scaling", "--work-dir", str(tmp_path), "--per-country", "3",
+                 "--factors", "1,2", "--frame-size", TINY_FRAME, "--image-size", "32",
+                 "--seconds", "0.2", "--json", str(out)])
+    assert code == 0
+    assert RESULT.match(last_line(capsys))
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["data_ratio"] for row in rows] == [1.0, 2.0]
+
+
+def test_bench_bad_arguments(capsys, tmp_path):
+    assert main(["bench", "scaling", "--work-dir", str(tmp_path), "--factors", "x"]) == 2
+    with pytest.raises(SystemExit) as error:
+        main(["bench", "train", "--image-size", "8"])
+    assert error.value.code == 2
+
+
+@pytest.mark.slow
+def test_bench_report_quick(tmp_path):
+    from keras_geo.bench.report import run_report
+
+    out = tmp_path / "tables.md"
+    run_report(tmp_path / "work", out, quick=True)
+    text = out.read_text()
+    for heading in ("Input pipeline", "Stored image size", "Training step", "Frozen phase",
+                    "Scaling"):
+        assert heading in text
