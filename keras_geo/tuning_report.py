@@ -12,6 +12,7 @@ import glob
 import json
 import math
 import os
+import re
 
 import matplotlib
 
@@ -35,22 +36,36 @@ COLUMNS = (
 REPORT_FILES = ("trials.csv", "best.json", "search.png", "search_config.json")
 
 
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt))(?::\s*(.*))?$"
+)
+_NOT_A_REASON = ("Graph execution error", "Detected at node", "[[", "Traceback")
+
+
 def summarize_error(message, limit=300):
-    """Returns the exception line of a traceback (None for None), shortened.
+    """Returns "ExceptionName: reason" from a traceback (None for None).
+
+    TensorFlow's "Graph execution error" preamble is skipped for the line that
+    says what happened.
 
     Example: `summarize_error("Traceback ...\\n  File ...\\nValueError: bad")`
     returns `"ValueError: bad"`.
     """
     if not message:
         return None
-    lines = [line for line in str(message).splitlines() if line.strip()]
-    skip = ("Traceback", "During handling", "The above exception")
-    candidates = [
-        line
-        for line in lines
-        if not line[0].isspace() and ":" in line and not line.startswith(skip)
-    ]
-    text = (candidates[-1] if candidates else lines[-1]).strip()
+    lines = [line.rstrip() for line in str(message).splitlines() if line.strip()]
+    headers = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
+    if not headers:
+        text = lines[-1].strip()
+    else:
+        name, first = _EXCEPTION_LINE.match(lines[headers[-1]]).groups()
+        rest = [first or ""] + lines[headers[-1] + 1 :]
+        reasons = [
+            line.strip()
+            for line in rest
+            if line.strip() and not line[0].isspace() and not line.startswith(_NOT_A_REASON)
+        ]
+        text = f"{name}: {reasons[0]}" if reasons else name
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -91,9 +106,7 @@ def _row(trial_json):
     row["wall_time_s"] = record.get("wall_time_s")
     row["tuner_id"] = record.get("tuner_id")
     row["message"] = (
-        None
-        if completed
-        else (record.get("message") or summarize_error(state.get("message")))
+        None if completed else (record.get("message") or summarize_error(state.get("message")))
     )
     return row
 
@@ -107,9 +120,7 @@ def load_trials(tuning_dir):
 
 def best_trial(rows):
     """The completed row with the highest objective (first on ties), or None."""
-    completed = [
-        r for r in rows if r["status"] == "COMPLETED" and r[OBJECTIVE] is not None
-    ]
+    completed = [r for r in rows if r["status"] == "COMPLETED" and r[OBJECTIVE] is not None]
     completed = [r for r in completed if not math.isnan(r[OBJECTIVE])]
     return max(completed, key=lambda r: r[OBJECTIVE], default=None)
 
@@ -223,11 +234,5 @@ def progress_line(
         if score is not None and status == "COMPLETED"
         else (message or "")
     )
-    best = (
-        f"best {best_score:.4f} (trial {best_id})"
-        if best_score is not None
-        else "best -"
-    )
-    return (
-        f"trial {number}/{total} {status} {hps} -> {result} | {best} | {wall_time_s} s"
-    )
+    best = f"best {best_score:.4f} (trial {best_id})" if best_score is not None else "best -"
+    return f"trial {number}/{total} {status} {hps} -> {result} | {best} | {wall_time_s} s"

@@ -73,18 +73,22 @@ def test_nan_loss_fails_the_trial():
 # --- the report ---------------------------------------------------------------
 
 
-def test_summarize_error_keeps_the_exception_line():
+def test_summarize_error_keeps_the_exception_and_its_reason():
     trace = (
         "Traceback (most recent call last):\n"
         '  File "x.py", line 1, in <module>\n'
         "    f()\n"
-        "tensorflow.python.framework.errors_impl.ResourceExhaustedError: OOM when "
-        "allocating tensor\n"
+        "tensorflow.python.framework.errors_impl.ResourceExhaustedError: Graph "
+        "execution error:\n\nDetected at node Conv2D defined at (most recent call "
+        'last):\n  File "y.py", line 2\nOOM when allocating tensor [256,2048]\n'
+        "\t [[{{node Conv2D}}]]\n"
     )
-    assert tuning_report.summarize_error(trace).startswith("tensorflow.python")
-    assert "OOM" in tuning_report.summarize_error(trace)
+    assert tuning_report.summarize_error(trace) == (
+        "ResourceExhaustedError: OOM when allocating tensor [256,2048]"
+    )
+    assert tuning_report.summarize_error("Traceback\n  f()\nValueError: bad") == ("ValueError: bad")
     assert tuning_report.summarize_error(None) is None
-    assert len(tuning_report.summarize_error("E: " + "x" * 1000)) == 300
+    assert len(tuning_report.summarize_error("ValueError: " + "x" * 999)) == 300
 
 
 def test_progress_line_names_trial_values_score_and_best():
@@ -190,6 +194,17 @@ def test_all_trials_failing_raises_a_clear_error(tmp_path):
         _toy_search(tmp_path / "b", ToyHyperModel(always), max_trials=2, max_failures=5)
 
 
+def test_overwrite_starts_afresh_and_removes_the_old_report(tmp_path):
+    _toy_search(tmp_path, ToyHyperModel(), max_trials=1)
+    tuning_dir = tmp_path / "tuning"
+    assert (tuning_dir / "best.json").is_file()
+    tuning_report.remove_reports(str(tuning_dir))
+    assert not (tuning_dir / "best.json").exists()
+    again = ToyHyperModel()
+    tuner = tuning.make_tuner(again, str(tuning_dir), max_trials=1, seed=0, overwrite=True)
+    assert tuner.remaining_trials == 1  # The finished trial is forgotten.
+
+
 def test_same_seed_same_trials(tmp_path):
     first, second = ToyHyperModel(), ToyHyperModel()
     _toy_search(tmp_path / "a", first, max_trials=2)
@@ -238,6 +253,12 @@ def test_tune_runs_resumes_and_feeds_train(synthetic_data_dir, tmp_path, capsys)
         assert float(row["val_mean_km"]) >= 0
     assert (tuning_dir / "search.png").is_file()
 
+    # Resuming with other fixed settings is refused in one line, no training.
+    args = list(_tune_args(synthetic_data_dir, run_dir, 2))
+    args[args.index("--epochs") + 1] = 3
+    assert _cli(*args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
     # best.json feeds train (the TRAIN helper's `--hparams` does the same).
     from keras_geo import training
 
@@ -252,20 +273,6 @@ def test_tune_runs_resumes_and_feeds_train(synthetic_data_dir, tmp_path, capsys)
     ).replace(**best)
     model = training.train(config, run_dir / "final", verbose=0)
     assert model.output_shape == (None, 20)
-
-
-def test_tune_refuses_other_settings_and_overwrite_starts_afresh(
-    synthetic_data_dir, tmp_path
-):
-    run_dir = tmp_path / "run"
-    tuning_dir = run_dir / "tuning"
-    tuning_dir.mkdir(parents=True)
-    (tuning_dir / tuning.CONFIG_FILE).write_text(json.dumps({"epochs": 10}))
-    (tuning_dir / "best.json").write_text("{}")
-    args = _tune_args(synthetic_data_dir, run_dir, 1)
-    assert _cli(*args) == 2  # A one-line UserError: epochs 10 -> 1.
-    assert _cli(*args, "--overwrite") == 0
-    assert json.loads((tuning_dir / "best.json").read_text())["batch_size"] >= 16
 
 
 @pytest.mark.parametrize(
