@@ -14,6 +14,8 @@ import tensorflow as tf
 
 from keras_geo.errors import UserError
 
+# File signatures of the formats `tf.io.decode_image` reads (WebP: RIFF....WEBP).
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 MODEL_KINDS = (
     "an exported SavedModel directory (with saved_model.pb), a run directory "
     "(with config.json) or a .keras file"
@@ -73,9 +75,11 @@ def _coordinates_or_none(class_names):
         return None
 
 
-def _one_line(error):
-    text = str(error).strip().splitlines()
-    return text[-1] if text else type(error).__name__
+def _one_line(error, limit=300):
+    """The error's first non-empty line, shortened to `limit` characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _saved_model_dir(path):
@@ -106,15 +110,25 @@ def load_predictor(path):
     return _keras_predictor(path)
 
 
-def _keras_predictor(path):
+def load_keras_model(path):
+    """`keras_geo.runs.load_model`, with any load failure as a one-line `UserError`.
+
+    Returns:
+        `(model, class_names, config)`.
+    """
+    import keras_geo.model  # noqa: F401  (registers CaffePreprocessing for loading)
     from keras_geo import runs
 
     try:
-        model, class_names, config = runs.load_model(path)
+        return runs.load_model(path)
     except UserError:
         raise
     except Exception as error:  # noqa: BLE001 (a broken file is the user's to fix)
         raise UserError(f"Cannot load the model {path}: {_one_line(error)}") from None
+
+
+def _keras_predictor(path):
+    model, class_names, config = load_keras_model(path)
     image_size = model.input_shape[1] or getattr(config, "image_size", None)
     return KerasPredictor(model, class_names, image_size)
 
@@ -129,18 +143,11 @@ def predict_file(predictor, path, *, top_k=5):
     Raises:
         ValueError: the file is missing, unreadable or not an image (one-line message).
     """
-    try:
-        image_bytes = pathlib.Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ValueError("no such file") from None
-    except IsADirectoryError:
-        raise ValueError("is a directory, not an image file") from None
-    except OSError as error:
-        raise ValueError(f"cannot read: {error.strerror or error}") from None
+    image_bytes = _read_image_file(path)
     try:
         probabilities = predictor.probabilities(image_bytes)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-        raise ValueError("not an image (JPEG, PNG, GIF or BMP), or a corrupt one") from None
+        raise ValueError("corrupt or truncated image: the decoder failed") from None
     order = np.argsort(-probabilities, kind="stable")[:top_k]
     coordinates = predictor.coordinates
     return {
@@ -151,6 +158,23 @@ def predict_file(predictor, path, *, top_k=5):
         if coordinates is None
         else [[float(coordinates[i][0]), float(coordinates[i][1])] for i in order],
     }
+
+
+def _read_image_file(path):
+    """Returns the bytes of an image file; ValueError (one line) otherwise."""
+    try:
+        image_bytes = pathlib.Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except IsADirectoryError:
+        raise ValueError("is a directory, not an image file") from None
+    except OSError as error:
+        raise ValueError(f"cannot read: {error.strerror or error}") from None
+    if not image_bytes:
+        raise ValueError("empty file, not an image")
+    if not image_bytes.startswith(IMAGE_SIGNATURES) and image_bytes[8:12] != b"WEBP":
+        raise ValueError("not an image (JPEG, PNG, GIF, BMP or WebP expected)")
+    return image_bytes
 
 
 def predict_files(predictor, paths, *, top_k=5):

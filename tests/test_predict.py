@@ -17,14 +17,16 @@ import tensorflow as tf
 from keras_geo import export, runs
 from keras_geo.cli.main import main
 from keras_geo.config import TrainConfig
+from keras_geo.model import CaffePreprocessing
 
 CLASS_NAMES = ["France", "Japan", "United States"]
 IMAGE_SIZE = 32
 
 
 def tiny_model():
+    """The model contract with keras_geo's own preprocessing layer (custom class)."""
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
-    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = CaffePreprocessing()(inputs)
     x = keras.layers.Conv2D(4, 3, activation="relu")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(len(CLASS_NAMES), activation="softmax")(x)
@@ -63,7 +65,9 @@ def images(tmp_path_factory):
         "crop.png": tf.io.encode_png(gradient(224, 224, 1)),
         "notes.jpg": b"these are not pixels\n",
         "empty.png": b"",
+        "fake.png": b"\x89PNG\r\n\x1a\n" + b"x" * 40,
     }
+    files["cut.jpg"] = files["frame.jpg"].numpy()[:2000]  # truncated JPEG
     for name, data in files.items():
         (folder / name).write_bytes(data.numpy() if hasattr(data, "numpy") else data)
     (folder / "subdir").mkdir()
@@ -113,7 +117,7 @@ def test_saved_model_and_run_dir_agree(models, images, capsys):
 @pytest.mark.parametrize("kind", ["saved_model", "run_dir"])
 def test_bad_files_are_reported_and_the_others_predicted(models, images, capsys, kind):
     model_path = models[1] / "1" if kind == "saved_model" else models[0]
-    bad = ["notes.jpg", "empty.png", "missing.jpg", "subdir"]
+    bad = ["notes.jpg", "empty.png", "missing.jpg", "subdir", "fake.png", "cut.jpg"]
     files = [images / "frame.jpg", *(images / name for name in bad), images / "crop.png"]
     code, document, err = run_json(capsys, "--model", model_path, *files)
     assert code == 1
@@ -126,7 +130,9 @@ def test_bad_files_are_reported_and_the_others_predicted(models, images, capsys,
     assert len(lines) == len(bad)
     for line, name in zip(lines, bad, strict=True):
         assert line.startswith(f"keras-geo: error: {images / name}: ")
-    assert "not an image" in lines[0] and "no such file" in lines[2]
+    assert "not an image" in lines[0] and "empty file" in lines[1]
+    assert "no such file" in lines[2] and "directory" in lines[3]
+    assert "corrupt" in lines[4] and "corrupt" in lines[5]
     assert "Traceback" not in err
 
 
@@ -154,6 +160,7 @@ def test_top_k_must_be_positive(models, images, capsys):
 
 
 def test_console_script_exit_code_and_no_traceback(models, images):
+    # A fresh process: loading the run's model must register keras_geo's layers.
     result = subprocess.run(
         [
             sys.executable,
@@ -161,7 +168,7 @@ def test_console_script_exit_code_and_no_traceback(models, images):
             "keras_geo.cli.main",
             "predict",
             "--model",
-            str(models[1]),
+            str(models[0]),
             str(images / "crop.png"),
             str(images / "notes.jpg"),
         ],

@@ -34,7 +34,12 @@ def add_parser(subparsers):
 
 def run(args):
     import json
+    import os
     import sys
+
+    # TensorFlow's C++ decoder logs would repeat our one-line errors; a user
+    # who wants them sets TF_CPP_MIN_LOG_LEVEL=0.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from keras_geo.errors import UserError
 
