@@ -18,6 +18,7 @@ Distributed search uses KerasTuner's chief/worker mode unchanged: set
 
 import json
 import os
+import re
 import time
 
 import keras
@@ -87,18 +88,12 @@ def declare_search_space(hp):
     low, high, step = BATCH_SIZE_RANGE
     a_low, a_high, a_step = ALPHA_RANGE
     return {
-        "batch_size": hp.Int(
-            "batch_size", low, high, step=step, default=DEFAULTS["batch_size"]
-        ),
+        "batch_size": hp.Int("batch_size", low, high, step=step, default=DEFAULTS["batch_size"]),
         "learning_rate": hp.Choice(
             "learning_rate", LEARNING_RATES, default=DEFAULTS["learning_rate"]
         ),
-        "weight_decay": hp.Choice(
-            "weight_decay", WEIGHT_DECAYS, default=DEFAULTS["weight_decay"]
-        ),
-        "alpha": hp.Float(
-            "alpha", a_low, a_high, step=a_step, default=DEFAULTS["alpha"]
-        ),
+        "weight_decay": hp.Choice("weight_decay", WEIGHT_DECAYS, default=DEFAULTS["weight_decay"]),
+        "alpha": hp.Float("alpha", a_low, a_high, step=a_step, default=DEFAULTS["alpha"]),
     }
 
 
@@ -147,13 +142,10 @@ class GeoHyperModel(keras_tuner.HyperModel):
     ):
         super().__init__(name="geo")
         if phase not in PHASES:
-            raise UserError(
-                f"`phase` must be one of {PHASES}. Received: phase={phase!r}"
-            )
+            raise UserError(f"`phase` must be one of {PHASES}. Received: phase={phase!r}")
         if image_size < MIN_IMAGE_SIZE:
             raise UserError(
-                f"`image_size` must be >= {MIN_IMAGE_SIZE}. "
-                f"Received: image_size={image_size}"
+                f"`image_size` must be >= {MIN_IMAGE_SIZE}. Received: image_size={image_size}"
             )
         self.class_names = list(class_names)
         self.image_size = image_size
@@ -203,9 +195,7 @@ class GeoHyperModel(keras_tuner.HyperModel):
         batch_size = declare_search_space(hp)["batch_size"]
         callbacks = [*(callbacks or []), FailOnNaNLoss()]
         if self.phase == "frozen" and self.feature_cache_dir:
-            return self._fit_head(
-                model, x, validation_data, batch_size, callbacks, **kwargs
-            )
+            return self._fit_head(model, x, validation_data, batch_size, callbacks, **kwargs)
         train = pipeline.train_dataset(
             x,
             image_size=self.image_size,
@@ -218,9 +208,7 @@ class GeoHyperModel(keras_tuner.HyperModel):
             val = pipeline.eval_dataset(
                 validation_data, image_size=self.image_size, batch_size=batch_size
             )
-        return model.fit(
-            train, *args, validation_data=val, callbacks=callbacks, **kwargs
-        )
+        return model.fit(train, *args, validation_data=val, callbacks=callbacks, **kwargs)
 
     def _fit_head(self, model, train, val, batch_size, callbacks, **kwargs):
         from keras_geo import features
@@ -332,9 +320,7 @@ def _check_search_config(tuning_dir, settings, overwrite, role):
             stored = json.load(f)
         changed = sorted(k for k in settings if stored.get(k) != settings[k])
         if changed:
-            diff = ", ".join(
-                f"{k}: {stored.get(k)!r} -> {settings[k]!r}" for k in changed
-            )
+            diff = ", ".join(f"{k}: {stored.get(k)!r} -> {settings[k]!r}" for k in changed)
             raise UserError(
                 f"{tuning_dir} holds a search with other settings ({diff}); "
                 "pass the same flags to resume, --overwrite to start afresh, "
@@ -441,9 +427,7 @@ def search(
         tau_km=config.tau_km,
         seed=config.seed,
         mixed_precision=config.mixed_precision,
-        feature_cache_dir=os.path.join(tuning_dir, "features")
-        if phase == "frozen"
-        else None,
+        feature_cache_dir=os.path.join(tuning_dir, "features") if phase == "frozen" else None,
     )
     tuner = make_tuner(
         hypermodel,
@@ -477,25 +461,29 @@ def run_tuner(tuner, *fit_args, **fit_kwargs):
     tuning_dir = os.path.dirname(tuner.project_dir)
     try:
         tuner.search(*fit_args, **fit_kwargs)
-    except RuntimeError as error:
+    except Exception as error:  # RuntimeError, or a gRPC error on a worker.
         if "consecutive failures" not in str(error):
             raise
-        tuning_report.write_report(tuning_dir)
-        last = tuning_report.summarize_error(str(error).split("\n", 1)[-1])
-        failures = tuner.oracle.max_consecutive_failed_trials
-        raise UserError(
-            f"{failures} trials failed in a row, search stopped (last: {last}); "
-            f"all reasons in {os.path.join(tuning_dir, 'trials.csv')}"
-        ) from error
+        if distributed_role() != "worker":
+            tuning_report.write_report(tuning_dir)
+        raise UserError(_failures_message(error, tuning_dir)) from error
     if distributed_role() == "worker":
         return None
     return _finish(tuning_dir)
 
 
+def _failures_message(error, tuning_dir):
+    text = str(error)
+    limit = re.search(r"limit of (\d+)", text)
+    message = f"{limit.group(1) if limit else 'Too many'} trials failed in a row"
+    if isinstance(error, RuntimeError) and "\n" in text.strip():
+        message += f" (last: {tuning_report.summarize_error(text.split(chr(10), 1)[1])})"
+    where = os.path.join(tuning_dir, "trials.csv")
+    return f"{message}; search stopped. Reasons in {where} (on the chief)"
+
+
 def _finish(tuning_dir):
     best = tuning_report.write_report(tuning_dir)
     if best is None:
-        raise UserError(
-            f"no trial completed; reasons in {os.path.join(tuning_dir, 'trials.csv')}"
-        )
+        raise UserError(f"no trial completed; reasons in {os.path.join(tuning_dir, 'trials.csv')}")
     return best

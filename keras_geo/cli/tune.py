@@ -43,12 +43,8 @@ def add_parser(subparsers):
         default=defaults.dataset,
         help="geoguessr/<config> (default: %(default)s)",
     )
-    parser.add_argument(
-        "--data-dir", default=None, help="TFDS data dir (default: TFDS' own)"
-    )
-    parser.add_argument(
-        "--run-dir", required=True, help="results go to RUN_DIR/tuning/"
-    )
+    parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS' own)")
+    parser.add_argument("--run-dir", required=True, help="results go to RUN_DIR/tuning/")
     parser.add_argument(
         "--max-trials", type=int, default=30, help="default: %(default)s (the paper)"
     )
@@ -85,9 +81,7 @@ def add_parser(subparsers):
         default=defaults.flip,
         help="random horizontal flips (they swap the driving side; default: on)",
     )
-    parser.add_argument(
-        "--mixed-precision", action="store_true", help="mixed_float16 (GPU)"
-    )
+    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU)")
     parser.add_argument(
         "--overwrite",
         action="store_true",
