@@ -48,6 +48,10 @@ def test_fake_kaggle_layout_and_subsets(tmp_path, tiny_kaggle):
     for path in small.rglob("*.jpg"):  # A smaller folder is a subset, pixel for pixel.
         twin = tiny_kaggle / path.relative_to(small)
         assert twin.read_bytes() == path.read_bytes()
+    linked = fake_kaggle.make_fake_kaggle(tmp_path / "linked", images_per_country=2,
+                                          size=(64, 32), link_from=tiny_kaggle)
+    for path in linked.rglob("*.jpg"):
+        assert path.samefile(tiny_kaggle / path.relative_to(linked))
 
 
 def test_fake_frame_weighs_like_a_kaggle_frame(tmp_path):

@@ -17,7 +17,14 @@ from keras_geo.bench.fake_kaggle import FRAME_SIZE, TOP20, make_fake_kaggle
 from keras_geo.bench.input import run_input
 
 
-def build_fake(work_dir, per_country, *, frame_size=FRAME_SIZE):
+def fake_folder(work_dir, per_country, *, frame_size=FRAME_SIZE, link_from=None):
+    """`work_dir/kaggle-<per_country>/compressed_dataset`, generated once."""
+    return make_fake_kaggle(pathlib.Path(work_dir) / f"kaggle-{per_country}",
+                            images_per_country=per_country, size=frame_size,
+                            link_from=link_from)
+
+
+def build_fake(work_dir, per_country, *, frame_size=FRAME_SIZE, link_from=None):
     """Generates (once) and builds `geoguessr/top20` from fake frames.
 
     Returns:
@@ -26,8 +33,7 @@ def build_fake(work_dir, per_country, *, frame_size=FRAME_SIZE):
     from keras_geo import datasets
 
     work = pathlib.Path(work_dir)
-    manual = make_fake_kaggle(work / f"kaggle-{per_country}", images_per_country=per_country,
-                              size=frame_size)
+    manual = fake_folder(work, per_country, frame_size=frame_size, link_from=link_from)
     data_dir = work / f"tfds-{per_country}"
     start = time.perf_counter()
     report = datasets.build("top20", manual_dir=manual, data_dir=data_dir, overwrite=True)
@@ -42,9 +48,9 @@ def frozen_epoch_seconds(model, data_dir, *, image_size, batch_size):
         datasets.load_split("geoguessr/top20", "train", data_dir=data_dir),
         image_size=image_size, batch_size=batch_size, seed=0,
     )
-    model.fit(train.take(1), epochs=1, verbose=0)  # Warm-up: traces the step.
+    model.fit(train.take(1), epochs=1, verbose=0, shuffle=False)  # Warm-up: traces the step.
     start = time.perf_counter()
-    model.fit(train, epochs=1, verbose=0)
+    model.fit(train, epochs=1, verbose=0, shuffle=False)
     return time.perf_counter() - start
 
 
@@ -54,10 +60,11 @@ def run_scaling(work_dir, *, per_country=4, factors=(1, 2, 4), frame_size=FRAME_
     from keras_geo.bench.train import build_for_phase
 
     model = build_for_phase("frozen", num_classes=len(TOP20), image_size=image_size)
+    largest = fake_folder(work_dir, per_country * max(factors), frame_size=frame_size)
     rows = []
     for factor in factors:
         data_dir, build_s, report = build_fake(work_dir, per_country * factor,
-                                               frame_size=frame_size)
+                                               frame_size=frame_size, link_from=largest)
         measured = run_input("geoguessr/top20", data_dir=data_dir, batch_size=batch_size,
                              image_size=image_size, seconds=seconds)
         rows.append({
