@@ -26,6 +26,7 @@ CROP_SCALE = (0.08, 1.0)
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 MAX_ROTATION_DEGREES = 5.0
 DEFAULT_SHUFFLE_BUFFER = 2048
+UNBATCHED_CHUNK = 32  # train_dataset(batch_size=None) augments in chunks
 
 
 def _as_seed(seed):
@@ -38,29 +39,49 @@ def _as_seed(seed):
     return tf.cast(seed, tf.int64)
 
 
-def _crop_window(shape, seed):
-    """Samples torchvision's RandomResizedCrop window: (y0, x0, h, w) floats."""
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape,
-        bounding_boxes=tf.zeros([1, 0, 4]),
-        seed=seed,
-        min_object_covered=0.0,
-        aspect_ratio_range=CROP_RATIO,
-        area_range=CROP_SCALE,
-        max_attempts=10,
-        use_image_if_no_bounding_boxes=True,
+def _crop_windows(height, width, n, seed):
+    """Samples torchvision's RandomResizedCrop windows for `n` images.
+
+    Ten tries per image of area in CROP_SCALE and log-uniform aspect in
+    CROP_RATIO; the first that fits wins; else torchvision's fallback (the
+    central crop with the aspect clamped to CROP_RATIO).
+
+    Returns:
+        (y0, x0, h, w), each float32 [n].
+    """
+    h_img, w_img = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    area_seed, ratio_seed, y_seed, x_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=4)
     )
-    begin = tf.cast(begin, tf.float32)
-    size = tf.cast(size, tf.float32)
-    return begin[0], begin[1], size[0], size[1]
+    area = h_img * w_img * tf.random.stateless_uniform([n, 10], area_seed, *CROP_SCALE)
+    log_ratio = tf.random.stateless_uniform(
+        [n, 10], ratio_seed, math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
+    )
+    w = tf.round(tf.sqrt(area * tf.exp(log_ratio)))
+    h = tf.round(tf.sqrt(area / tf.exp(log_ratio)))
+    fits = (w <= w_img) & (h <= h_img) & (w > 0) & (h > 0)
+    first = tf.argmax(tf.cast(fits, tf.int32), axis=1, output_type=tf.int32)
+    found = tf.reduce_any(fits, axis=1)
+    ratio = w_img / h_img
+    fallback_w = tf.where(ratio > CROP_RATIO[1], tf.round(h_img * CROP_RATIO[1]), w_img)
+    fallback_h = tf.where(ratio < CROP_RATIO[0], tf.round(w_img / CROP_RATIO[0]), h_img)
+    fallback_w, fallback_h = tf.minimum(fallback_w, w_img), tf.minimum(fallback_h, h_img)
+    w = tf.where(found, tf.gather(w, first, batch_dims=1), fallback_w)
+    h = tf.where(found, tf.gather(h, first, batch_dims=1), fallback_h)
+    y_u = tf.random.stateless_uniform([n], y_seed)
+    x_u = tf.random.stateless_uniform([n], x_seed)
+    y0 = tf.where(found, tf.floor(y_u * (h_img - h + 1)), tf.round((h_img - h) / 2))
+    x0 = tf.where(found, tf.floor(x_u * (w_img - w + 1)), tf.round((w_img - w) / 2))
+    return y0, x0, h, w
 
 
 def _affine(y0, x0, h, w, flipped, angle, image_size):
     """Output pixel -> input position for crop (y0, x0, h, w), flip, rotation.
 
-    Returns [6] float32 `(a0, a1, a2, b0, b1, b2)`: the output pixel (x, y)
-    of the S x S result samples the input at (a0 x + a1 y + a2,
-    b0 x + b1 y + b2) (pixel centres at integer coordinates).
+    Arguments are scalars or [n] tensors. Returns [..., 6] float32
+    `(a0, a1, a2, b0, b1, b2)`: the output pixel (x, y) of the S x S result
+    samples the input at (a0 x + a1 y + a2, b0 x + b1 y + b2) (pixel centres
+    at integer coordinates).
     """
     s = float(image_size)
     sx, sy = w / s, h / s
@@ -76,45 +97,51 @@ def _affine(y0, x0, h, w, flipped, angle, image_size):
             sy * sin,
             sy * cos,
             y0 + sy * (c - sin * c - cos * c + 0.5) - 0.5,
-        ]
+        ],
+        axis=-1,
     )
 
 
-def _random_affine(shape, image_size, flip, seed):
-    """Samples the crop window, flip and angle; returns `_affine`'s [6]."""
+def _random_affines(shape, image_size, flip, seed):
+    """Samples crop windows, flips and angles for a batch; returns [N, 6]."""
+    n, height, width = shape[0], shape[1], shape[2]
     crop_seed, flip_seed, angle_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, num=3)
     )
-    y0, x0, h, w = _crop_window(shape, crop_seed)
-    flipped = tf.logical_and(flip, tf.random.stateless_uniform([], flip_seed) < 0.5)
+    y0, x0, h, w = _crop_windows(height, width, n, crop_seed)
+    flipped = tf.logical_and(flip, tf.random.stateless_uniform([n], flip_seed) < 0.5)
     max_angle = MAX_ROTATION_DEGREES * math.pi / 180.0
-    angle = tf.random.stateless_uniform([], angle_seed, -max_angle, max_angle)
+    angle = tf.random.stateless_uniform([n], angle_seed, -max_angle, max_angle)
     return _affine(y0, x0, h, w, flipped, angle, image_size)
 
 
 @tf.function(jit_compile=True)
-def _warp(image, affine, image_size):
-    """Bilinear resampling of `image` [H, W, C] on the affine grid, S x S.
+def _warp(images, affines, image_size):
+    """Bilinear resampling of `images` [N, H, W, C] on affine grids -> [N, S, S, C].
 
     Positions beyond the frame take the nearest edge pixel. XLA fuses the
     whole thing into one loop (about 2x faster than ImageProjectiveTransform
     on CPU, also inside tf.data).
     """
-    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    shape = tf.shape(images)
+    n, h, w = shape[0], shape[1], shape[2]
     r = tf.range(image_size, dtype=tf.float32)
     y, x = tf.meshgrid(r, r, indexing="ij")
-    xi = affine[0] * x + affine[1] * y + affine[2]
-    yi = affine[3] * x + affine[4] * y + affine[5]
+    a = affines[:, :, None, None]  # [N, 6, 1, 1]
+    xi = a[:, 0] * x + a[:, 1] * y + a[:, 2]  # [N, S, S]
+    yi = a[:, 3] * x + a[:, 4] * y + a[:, 5]
     x0, y0 = tf.floor(xi), tf.floor(yi)
     fx, fy = (xi - x0)[..., None], (yi - y0)[..., None]
 
-    def clip(v, n):
-        return tf.cast(tf.clip_by_value(v, 0.0, tf.cast(n - 1, tf.float32)), tf.int32)
+    def clip(v, size):
+        return tf.cast(tf.clip_by_value(v, 0.0, tf.cast(size - 1, tf.float32)), tf.int32)
 
     xa, xb, ya, yb = clip(x0, w), clip(x0 + 1, w), clip(y0, h), clip(y0 + 1, h)
+    flat = tf.reshape(images, [n * h * w, -1])
+    base = (tf.range(n) * h * w)[:, None, None]
 
     def at(yy, xx):
-        return tf.cast(tf.gather_nd(image, tf.stack([yy, xx], axis=-1)), tf.float32)
+        return tf.cast(tf.gather(flat, base + yy * w + xx), tf.float32)
 
     top = at(ya, xa) + fx * (at(ya, xb) - at(ya, xa))
     bottom = at(yb, xa) + fx * (at(yb, xb) - at(yb, xa))
@@ -122,26 +149,30 @@ def _warp(image, affine, image_size):
 
 
 def augment(image, *, image_size, flip=True, seed=None):
-    """The paper's training augmentation of one image.
+    """The paper's training augmentation of one image or of a batch.
 
     Random resized crop (area 8-100%, aspect 3/4-4/3) resized to
     `image_size`, random horizontal flip if `flip`, random rotation within
-    +-5 degrees; one bilinear resampling.
+    +-5 degrees; one bilinear resampling. In a batch every image gets its
+    own crop, flip and angle.
 
     Args:
-        image: [H, W, 3] RGB, uint8 or float in 0-255.
+        image: [H, W, 3] or [N, H, W, 3] RGB, uint8 or float in 0-255.
         image_size: Output side S.
         flip: Randomly mirror left-right (swaps the driving side).
         seed: None (random), an int, or a [2] integer tensor (stateless ops:
             the same seed gives the same result eagerly and in tf.data).
 
     Returns:
-        float32 [S, S, 3] in 0-255.
+        float32 [S, S, 3] (or [N, S, S, 3]) in 0-255.
     """
     image = tf.convert_to_tensor(image)
-    affine = _random_affine(tf.shape(image), image_size, flip, _as_seed(seed))
-    out = _warp(image, affine, image_size)
-    return tf.ensure_shape(out, [image_size, image_size, 3])
+    single = image.shape.rank == 3
+    images = image[None] if single else image
+    affines = _random_affines(tf.shape(images), image_size, flip, _as_seed(seed))
+    out = _warp(images, affines, image_size)
+    out = tf.ensure_shape(out, [images.shape[0], image_size, image_size, 3])
+    return out[0] if single else out
 
 
 def resize_for_eval(image, *, image_size):
@@ -212,14 +243,24 @@ def train_dataset(
     if shuffle_buffer:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip(ds, seeds)
+    if ds.element_spec[0].shape[:2].is_fully_defined():
+        # Same-size images: batch first, augment whole batches (one XLA call
+        # per batch instead of per image: about 2x the throughput).
+        ds = ds.batch(batch_size or UNBATCHED_CHUNK, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = _augment_map(tf.data.Dataset.zip(ds, seeds), image_size, flip, deterministic)
+        if batch_size is None:
+            ds = ds.unbatch()
+        return _finish(ds, None, deterministic)
+    ds = _augment_map(tf.data.Dataset.zip(ds, seeds), image_size, flip, deterministic)
+    return _finish(ds, batch_size, deterministic)
 
+
+def _augment_map(ds, image_size, flip, deterministic):
     def _map(example, pair):
         image, label = example
         return augment(image, image_size=image_size, flip=flip, seed=pair), label
 
-    ds = ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    return _finish(ds, batch_size, deterministic)
+    return ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
 
 def eval_dataset(ds, *, image_size, batch_size):

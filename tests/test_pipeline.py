@@ -77,19 +77,46 @@ def test_no_flip_keeps_red_on_the_left_and_flip_swaps_sometimes():
     assert min(flipped) < -10  # at least one crop shows blue left of red
 
 
+def _warp1(image, affine, size):
+    return pipeline._warp(image[None], affine[None], size)[0]
+
+
 def test_affine_identity_flip_and_crop():
     image = tf.constant(_noise(1, size=SIZE)[0])
     full = (0.0, 0.0, float(SIZE), float(SIZE))
-    same = pipeline._warp(image, pipeline._affine(*full, False, 0.0, SIZE), SIZE)
+    same = _warp1(image, pipeline._affine(*full, False, 0.0, SIZE), SIZE)
     np.testing.assert_allclose(same.numpy(), image.numpy(), atol=1e-3)
-    mirror = pipeline._warp(image, pipeline._affine(*full, True, 0.0, SIZE), SIZE)
+    mirror = _warp1(image, pipeline._affine(*full, True, 0.0, SIZE), SIZE)
     np.testing.assert_allclose(mirror.numpy(), image.numpy()[:, ::-1], atol=1e-3)
     # Cropping the top-left quarter of a 2S image to S pixels: every other pixel.
     big = tf.constant(_noise(1, size=2 * SIZE)[0])
-    quarter = pipeline._warp(
+    quarter = _warp1(
         big, pipeline._affine(-0.5, -0.5, SIZE, SIZE, False, 0.0, SIZE // 2), SIZE // 2
     )
     np.testing.assert_allclose(quarter.numpy(), big.numpy()[:SIZE:2, :SIZE:2], atol=1e-3)
+
+
+def test_crop_windows_follow_random_resized_crop():
+    y0, x0, h, w = (
+        t.numpy() for t in pipeline._crop_windows(60, 80, 500, tf.constant([3, 4], tf.int64))
+    )
+    assert (y0 >= 0).all() and (x0 >= 0).all()
+    assert (y0 + h <= 60).all() and (x0 + w <= 80).all()
+    area = h * w / (60 * 80)
+    assert area.min() >= 0.07 and area.max() <= 1.0 and area.mean() < 0.8
+    ratio = w / h
+    assert ratio.min() > 0.7 and ratio.max() < 1.45
+    assert len(set(zip(y0, x0, strict=True))) > 100  # random positions
+    # Fallback for a frame too wide for any try: central crop at aspect 4/3.
+    y0, x0, h, w = (t.numpy() for t in pipeline._crop_windows(10, 400, 4, tf.constant([0, 1])))
+    assert (h == 10).all() and (w == 13).all() and (x0 == round((400 - 13) / 2)).all()
+
+
+def test_augment_batch_gives_each_image_its_own_transform():
+    image = _noise(1)[0]
+    batch = pipeline.augment(np.stack([image] * 4), image_size=SIZE, seed=(1, 1)).numpy()
+    assert batch.shape == (4, SIZE, SIZE, 3)
+    assert not np.allclose(batch[0], batch[1])
 
 
 def test_rotation_stays_within_five_degrees():
@@ -190,6 +217,14 @@ def test_eval_dataset_is_deterministic_and_ordered():
 
 
 @pytest.mark.parametrize("flip", [True, False])
-def test_train_dataset_accepts_flip_and_no_seed(flip):
-    ds = pipeline.train_dataset(_dataset(_noise(3)), image_size=SIZE, batch_size=2, flip=flip)
-    assert sum(int(y.shape[0]) for _, y in ds) == 3
+@pytest.mark.parametrize("static_shape", [True, False])
+def test_train_dataset_flip_no_seed_and_unknown_image_shapes(flip, static_shape):
+    ds = _dataset(_noise(5))
+    if not static_shape:  # images of unknown size are augmented one by one
+        ds = ds.map(lambda x, y: (x[: tf.random.uniform([], 39, 40, tf.int32)], y))
+        assert ds.element_spec[0].shape[0] is None
+    out = pipeline.train_dataset(ds, image_size=SIZE, batch_size=2, flip=flip)
+    assert [int(y.shape[0]) for _, y in out] == [2, 2, 1]
+    assert next(iter(out))[0].shape[1:] == (SIZE, SIZE, 3)
+    unbatched = pipeline.train_dataset(ds, image_size=SIZE, batch_size=None, flip=flip)
+    assert sum(1 for _ in unbatched) == 5
