@@ -34,8 +34,9 @@ def test_result_line_format():
 
 def test_timed_loop_counts_images_after_warmup():
     calls = []
-    images, seconds = timing.timed_loop(lambda: calls.append(1) or 4, seconds=None,
-                                        warmup_steps=2, max_steps=3)
+    images, seconds = timing.timed_loop(
+        lambda: calls.append(1) or 4, seconds=None, warmup_steps=2, max_steps=3
+    )
     assert (images, len(calls)) == (12, 5)
     assert seconds >= 0
 
@@ -48,8 +49,9 @@ def test_fake_kaggle_layout_and_subsets(tmp_path, tiny_kaggle):
     for path in small.rglob("*.jpg"):  # A smaller folder is a subset, pixel for pixel.
         twin = tiny_kaggle / path.relative_to(small)
         assert twin.read_bytes() == path.read_bytes()
-    linked = fake_kaggle.make_fake_kaggle(tmp_path / "linked", images_per_country=2,
-                                          size=(64, 32), link_from=tiny_kaggle)
+    linked = fake_kaggle.make_fake_kaggle(
+        tmp_path / "linked", images_per_country=2, size=(64, 32), link_from=tiny_kaggle
+    )
     for path in linked.rglob("*.jpg"):
         assert path.samefile(tiny_kaggle / path.relative_to(linked))
 
@@ -87,9 +89,24 @@ def test_image_folder_labels_sorted_folders(tiny_kaggle):
 
 def test_bench_baseline(tiny_kaggle, capsys, tmp_path):
     out = tmp_path / "baseline.json"
-    code = main(["bench", "baseline", "--manual-dir", str(tiny_kaggle), "--seconds", "0.2",
-                 "--batch-size", "4", "--workers", "2", "--image-size", "32",
-                 "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "baseline",
+            "--manual-dir",
+            str(tiny_kaggle),
+            "--seconds",
+            "0.2",
+            "--batch-size",
+            "4",
+            "--workers",
+            "2",
+            "--image-size",
+            "32",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     assert RESULT.match(last_line(capsys))
     record = json.loads(out.read_text())
@@ -102,24 +119,61 @@ def test_bench_baseline_empty_dir_is_a_user_error(tmp_path, capsys):
 
 
 def test_bench_input(synthetic_data_dir, capsys):
-    code = main(["bench", "input", "--dataset", "geoguessr/synthetic", "--data-dir",
-                 synthetic_data_dir, "--batch-size", "8", "--image-size", "32",
-                 "--seconds", "0.2"])
+    code = main(
+        [
+            "bench",
+            "input",
+            "--dataset",
+            "geoguessr/synthetic",
+            "--data-dir",
+            synthetic_data_dir,
+            "--batch-size",
+            "8",
+            "--image-size",
+            "32",
+            "--seconds",
+            "0.2",
+        ]
+    )
     assert code == 0
     assert RESULT.match(last_line(capsys))
 
 
 def test_bench_input_unbuilt_dataset_names_build_command(tmp_path, capsys):
-    code = main(["bench", "input", "--dataset", "geoguessr/top20", "--data-dir",
-                 str(tmp_path), "--seconds", "0.2"])
+    code = main(
+        [
+            "bench",
+            "input",
+            "--dataset",
+            "geoguessr/top20",
+            "--data-dir",
+            str(tmp_path),
+            "--seconds",
+            "0.2",
+        ]
+    )
     assert code == 2
     assert "keras-geo data build" in capsys.readouterr().err
 
 
 def test_bench_train_frozen(capsys, tmp_path):
     out = tmp_path / "frozen.json"
-    code = main(["bench", "train", "--phase", "frozen", "--image-size", "32",
-                 "--batch-size", "2", "--steps", "1", "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "train",
+            "--phase",
+            "frozen",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "2",
+            "--steps",
+            "1",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith(("device: CPU", "device: GPU"))
@@ -141,16 +195,42 @@ def test_train_phases_train_nested_layer_sets():
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["finetune", "full"])
 def test_bench_train_backward_phases(capsys, phase):
-    code = main(["bench", "train", "--phase", phase, "--image-size", "32",
-                 "--batch-size", "2", "--steps", "1"])
+    code = main(
+        [
+            "bench",
+            "train",
+            "--phase",
+            phase,
+            "--image-size",
+            "32",
+            "--batch-size",
+            "2",
+            "--steps",
+            "1",
+        ]
+    )
     assert code == 0
     assert RESULT.match(last_line(capsys))
 
 
 def test_bench_decode(capsys, tmp_path):
     out = tmp_path / "decode.json"
-    code = main(["bench", "decode", "--images", "2", "--frame-size", "96x48",
-                 "--image-size", "32", "--seconds", "0.2", "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "decode",
+            "--images",
+            "2",
+            "--frame-size",
+            "96x48",
+            "--image-size",
+            "32",
+            "--seconds",
+            "0.2",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     assert RESULT.match(last_line(capsys))
     variants = [row["variant"] for row in json.loads(out.read_text())["rows"]]
@@ -159,8 +239,22 @@ def test_bench_decode(capsys, tmp_path):
 
 def test_bench_cache(capsys, tmp_path):
     out = tmp_path / "cache.json"
-    code = main(["bench", "cache", "--images", "8", "--image-size", "32", "--batch-size", "4",
-                 "--work-dir", str(tmp_path / "cache"), "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "cache",
+            "--images",
+            "8",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--work-dir",
+            str(tmp_path / "cache"),
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     assert RESULT.match(last_line(capsys))
     record = json.loads(out.read_text())
@@ -169,9 +263,26 @@ def test_bench_cache(capsys, tmp_path):
 
 def test_bench_scaling(capsys, tmp_path):
     out = tmp_path / "scaling.json"
-    code = main(["bench", "scaling", "--work-dir", str(tmp_path), "--per-country", "3",
-                 "--factors", "1,2", "--frame-size", TINY_FRAME, "--image-size", "32",
-                 "--seconds", "0.2", "--json", str(out)])
+    code = main(
+        [
+            "bench",
+            "scaling",
+            "--work-dir",
+            str(tmp_path),
+            "--per-country",
+            "3",
+            "--factors",
+            "1,2",
+            "--frame-size",
+            TINY_FRAME,
+            "--image-size",
+            "32",
+            "--seconds",
+            "0.2",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     assert RESULT.match(last_line(capsys))
     rows = json.loads(out.read_text())["rows"]
@@ -192,6 +303,11 @@ def test_bench_report_quick(tmp_path):
     out = tmp_path / "tables.md"
     run_report(tmp_path / "work", out, quick=True)
     text = out.read_text()
-    for heading in ("Input pipeline", "Stored image size", "Training step", "Frozen phase",
-                    "Scaling"):
+    for heading in (
+        "Input pipeline",
+        "Stored image size",
+        "Training step",
+        "Frozen phase",
+        "Scaling",
+    ):
         assert heading in text

@@ -62,14 +62,21 @@ def cached_epoch_seconds(model, ds, *, batch_size, cache_dir, dataset_key, epoch
     from keras_geo import features
 
     timer = _epoch_timer()
-    features.fit_head_on_features(model, ds, None, epochs=epochs, batch_size=batch_size,
-                                  callbacks=[timer], cache_dir=cache_dir,
-                                  dataset_key=dataset_key, verbose=0)
+    features.fit_head_on_features(
+        model,
+        ds,
+        None,
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=[timer],
+        cache_dir=cache_dir,
+        dataset_key=dataset_key,
+        verbose=0,
+    )
     return min(timer.seconds[1:])
 
 
-def run_cache(*, images=256, image_size=224, batch_size=32, work_dir=None, num_classes=20,
-              seed=0):
+def run_cache(*, images=256, image_size=224, batch_size=32, work_dir=None, num_classes=20, seed=0):
     """Measures both frozen epochs and the one-off extraction; returns a dict."""
     from keras_geo import features
 
@@ -79,11 +86,19 @@ def run_cache(*, images=256, image_size=224, batch_size=32, work_dir=None, num_c
     with tempfile.TemporaryDirectory() as scratch:
         cache_dir = work_dir or scratch
         start = time.perf_counter()
-        features.cached_features(model, ds, batch_size=batch_size, cache_dir=cache_dir,
-                                 dataset_key=key, split="train", verbose=0)
+        features.cached_features(
+            model,
+            ds,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            dataset_key=key,
+            split="train",
+            verbose=0,
+        )
         extract_s = time.perf_counter() - start
-        cached_s = cached_epoch_seconds(model, ds, batch_size=batch_size, cache_dir=cache_dir,
-                                        dataset_key=key)
+        cached_s = cached_epoch_seconds(
+            model, ds, batch_size=batch_size, cache_dir=cache_dir, dataset_key=key
+        )
     backbone_s = backbone_epoch_seconds(model, ds, image_size=image_size, batch_size=batch_size)
     return {
         "benchmark": "cache",

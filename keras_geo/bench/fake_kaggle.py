@@ -20,10 +20,26 @@ from PIL import Image
 
 # The paper's 20 classes (the 20 largest Kaggle folders), alphabetical.
 TOP20 = (
-    "Argentina", "Australia", "Brazil", "Canada", "Finland", "France",
-    "Germany", "Italy", "Japan", "Mexico", "Norway", "Poland", "Russia",
-    "Singapore", "South Africa", "Spain", "Sweden", "Thailand",
-    "United Kingdom", "United States",
+    "Argentina",
+    "Australia",
+    "Brazil",
+    "Canada",
+    "Finland",
+    "France",
+    "Germany",
+    "Italy",
+    "Japan",
+    "Mexico",
+    "Norway",
+    "Poland",
+    "Russia",
+    "Singapore",
+    "South Africa",
+    "Spain",
+    "Sweden",
+    "Thailand",
+    "United Kingdom",
+    "United States",
 )
 FRAME_SIZE = (1536, 662)  # (width, height) of a Kaggle frame.
 
@@ -48,7 +64,13 @@ def fake_frame(rng, size=FRAME_SIZE):
 
 
 def make_fake_kaggle(
-    root, *, images_per_country=10, countries=TOP20, size=FRAME_SIZE, seed=0, quality=90,
+    root,
+    *,
+    images_per_country=10,
+    countries=TOP20,
+    size=FRAME_SIZE,
+    seed=0,
+    quality=90,
     link_from=None,
 ):
     """Writes `root/compressed_dataset/<Country>/canvas_<n>.jpg` frames.

@@ -19,9 +19,12 @@ from keras_geo.bench.input import run_input
 
 def fake_folder(work_dir, per_country, *, frame_size=FRAME_SIZE, link_from=None):
     """`work_dir/kaggle-<per_country>/compressed_dataset`, generated once."""
-    return make_fake_kaggle(pathlib.Path(work_dir) / f"kaggle-{per_country}",
-                            images_per_country=per_country, size=frame_size,
-                            link_from=link_from)
+    return make_fake_kaggle(
+        pathlib.Path(work_dir) / f"kaggle-{per_country}",
+        images_per_country=per_country,
+        size=frame_size,
+        link_from=link_from,
+    )
 
 
 def build_fake(work_dir, per_country, *, frame_size=FRAME_SIZE, link_from=None):
@@ -46,7 +49,9 @@ def frozen_epoch_seconds(model, data_dir, *, image_size, batch_size):
 
     train = pipeline.train_dataset(
         datasets.load_split("geoguessr/top20", "train", data_dir=data_dir),
-        image_size=image_size, batch_size=batch_size, seed=0,
+        image_size=image_size,
+        batch_size=batch_size,
+        seed=0,
     )
     model.fit(train.take(1), epochs=1, verbose=0, shuffle=False)  # Warm-up: traces the step.
     start = time.perf_counter()
@@ -54,8 +59,16 @@ def frozen_epoch_seconds(model, data_dir, *, image_size, batch_size):
     return time.perf_counter() - start
 
 
-def run_scaling(work_dir, *, per_country=4, factors=(1, 2, 4), frame_size=FRAME_SIZE,
-                image_size=224, batch_size=32, seconds=5.0):
+def run_scaling(
+    work_dir,
+    *,
+    per_country=4,
+    factors=(1, 2, 4),
+    frame_size=FRAME_SIZE,
+    image_size=224,
+    batch_size=32,
+    seconds=5.0,
+):
     """Measures every factor; returns a dict with `rows` (one per factor)."""
     from keras_geo.bench.train import build_for_phase
 
@@ -63,22 +76,36 @@ def run_scaling(work_dir, *, per_country=4, factors=(1, 2, 4), frame_size=FRAME_
     largest = fake_folder(work_dir, per_country * max(factors), frame_size=frame_size)
     rows = []
     for factor in factors:
-        data_dir, build_s, report = build_fake(work_dir, per_country * factor,
-                                               frame_size=frame_size, link_from=largest)
-        measured = run_input("geoguessr/top20", data_dir=data_dir, batch_size=batch_size,
-                             image_size=image_size, seconds=seconds)
-        rows.append({
-            "factor": factor,
-            "images": sum(report["num_examples"].values()),
-            "train_images": report["num_examples"]["train"],
-            "build_s": build_s,
-            "input_images_per_second": measured["images_per_second"],
-            "epoch_s": frozen_epoch_seconds(model, data_dir, image_size=image_size,
-                                            batch_size=batch_size),
-        })
+        data_dir, build_s, report = build_fake(
+            work_dir, per_country * factor, frame_size=frame_size, link_from=largest
+        )
+        measured = run_input(
+            "geoguessr/top20",
+            data_dir=data_dir,
+            batch_size=batch_size,
+            image_size=image_size,
+            seconds=seconds,
+        )
+        rows.append(
+            {
+                "factor": factor,
+                "images": sum(report["num_examples"].values()),
+                "train_images": report["num_examples"]["train"],
+                "build_s": build_s,
+                "input_images_per_second": measured["images_per_second"],
+                "epoch_s": frozen_epoch_seconds(
+                    model, data_dir, image_size=image_size, batch_size=batch_size
+                ),
+            }
+        )
     _add_ratios(rows)
-    return {"benchmark": "scaling", "frame_size": list(frame_size), "image_size": image_size,
-            "rows": rows, "images_per_second": rows[-1]["input_images_per_second"]}
+    return {
+        "benchmark": "scaling",
+        "frame_size": list(frame_size),
+        "image_size": image_size,
+        "rows": rows,
+        "images_per_second": rows[-1]["input_images_per_second"],
+    }
 
 
 def _add_ratios(rows):

@@ -66,16 +66,24 @@ def run_decode(*, count=64, image_size=224, batch_size=32, seconds=5.0, frame_si
     rows = []
     for variant in VARIANTS:
         encoded = stored if variant == "stored" else full
-        iterator = iter(decode_dataset(encoded, variant=variant, image_size=image_size,
-                                       batch_size=batch_size))
+        iterator = iter(
+            decode_dataset(encoded, variant=variant, image_size=image_size, batch_size=batch_size)
+        )
         images, elapsed = timed_loop(
             lambda it=iterator: int(next(it).shape[0]), seconds=seconds, warmup_steps=2
         )
-        rows.append({
-            "variant": variant,
-            "mean_kb": sum(map(len, encoded)) / len(encoded) / 1024,
-            "images_per_second": images / elapsed,
-        })
+        rows.append(
+            {
+                "variant": variant,
+                "mean_kb": sum(map(len, encoded)) / len(encoded) / 1024,
+                "images_per_second": images / elapsed,
+            }
+        )
     speedup = rows[-1]["images_per_second"] / rows[0]["images_per_second"]
-    return {"benchmark": "decode", "frame_size": list(frame_size), "rows": rows,
-            "stored_vs_full": speedup, "images_per_second": rows[-1]["images_per_second"]}
+    return {
+        "benchmark": "decode",
+        "frame_size": list(frame_size),
+        "rows": rows,
+        "stored_vs_full": speedup,
+        "images_per_second": rows[-1]["images_per_second"],
+    }

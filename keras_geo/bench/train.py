@@ -26,14 +26,17 @@ def device_description():
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
-        names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
-                 for gpu in gpus]
+        names = [
+            tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name)
+            for gpu in gpus
+        ]
         return "GPU: " + ", ".join(names)
     return f"CPU ({os.cpu_count()} cores, {cpu_model()})"
 
 
-def build_for_phase(phase, *, num_classes=20, image_size=224, weights="none",
-                    mixed_precision=False):
+def build_for_phase(
+    phase, *, num_classes=20, image_size=224, weights="none", mixed_precision=False
+):
     """Builds and compiles the project's model with `phase`'s trainable layers."""
     import keras
 
@@ -41,8 +44,9 @@ def build_for_phase(phase, *, num_classes=20, image_size=224, weights="none",
 
     if phase not in PHASES:
         raise UserError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
-    model = geo_model.build_model(num_classes, image_size=image_size, weights=weights,
-                                  mixed_precision=mixed_precision)
+    model = geo_model.build_model(
+        num_classes, image_size=image_size, weights=weights, mixed_precision=mixed_precision
+    )
     if phase == "full":
         base = geo_model.backbone(model)
         base.trainable = True
@@ -51,19 +55,36 @@ def build_for_phase(phase, *, num_classes=20, image_size=224, weights="none",
     else:
         geo_model.set_phase(model, phase)
     geo_model.compile_model(
-        model, loss=keras.losses.SparseCategoricalCrossentropy(), learning_rate=1e-4,
-        weight_decay=1e-4, class_names=None,
+        model,
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        learning_rate=1e-4,
+        weight_decay=1e-4,
+        class_names=None,
     )
     return model
 
 
-def run_train(phase, *, image_size=224, batch_size=16, steps=5, mixed_precision=False,
-              weights="none", num_classes=20, seed=0):
+def run_train(
+    phase,
+    *,
+    image_size=224,
+    batch_size=16,
+    steps=5,
+    mixed_precision=False,
+    weights="none",
+    num_classes=20,
+    seed=0,
+):
     """Times `steps` training steps after 2 warm-up steps; returns a dict."""
     import numpy as np
 
-    model = build_for_phase(phase, num_classes=num_classes, image_size=image_size,
-                            weights=weights, mixed_precision=mixed_precision)
+    model = build_for_phase(
+        phase,
+        num_classes=num_classes,
+        image_size=image_size,
+        weights=weights,
+        mixed_precision=mixed_precision,
+    )
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 255, (batch_size, image_size, image_size, 3)).astype("float32")
     labels = rng.integers(0, num_classes, (batch_size,))

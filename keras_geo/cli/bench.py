@@ -13,20 +13,33 @@ DEFAULT_SECONDS = 15.0
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
-        "bench", help="measure throughput (images/s) of the input pipeline and training",
+        "bench",
+        help="measure throughput (images/s) of the input pipeline and training",
         description=__doc__,
     )
     commands = parser.add_subparsers(dest="bench_command", metavar="BENCHMARK")
     commands.required = True
-    for add in (_add_input, _add_baseline, _add_train, _add_cache, _add_decode,
-                _add_scaling, _add_fake_kaggle, _add_report):
+    for add in (
+        _add_input,
+        _add_baseline,
+        _add_train,
+        _add_cache,
+        _add_decode,
+        _add_scaling,
+        _add_fake_kaggle,
+        _add_report,
+    ):
         add(commands)
 
 
 def _common(parser, *, seconds=True):
     if seconds:
-        parser.add_argument("--seconds", type=_positive_float, default=DEFAULT_SECONDS,
-                            help="timed duration after warm-up (default %(default)s)")
+        parser.add_argument(
+            "--seconds",
+            type=_positive_float,
+            default=DEFAULT_SECONDS,
+            help="timed duration after warm-up (default %(default)s)",
+        )
     parser.add_argument("--json", metavar="FILE", help="also write the details as JSON")
 
 
@@ -87,8 +100,12 @@ def _add_decode(commands):
 def _add_scaling(commands):
     p = commands.add_parser("scaling", help="build, input and epoch time at 1x, 2x, 4x data")
     p.add_argument("--work-dir", required=True, help="folder for fake frames and datasets")
-    p.add_argument("--per-country", type=_positive_int, default=4,
-                   help="images per country at 1x (default %(default)s)")
+    p.add_argument(
+        "--per-country",
+        type=_positive_int,
+        default=4,
+        help="images per country at 1x (default %(default)s)",
+    )
     p.add_argument("--factors", default="1,2,4", help="data multiples (default %(default)s)")
     p.add_argument("--frame-size", type=_frame_size, default=(1536, 662), help="WxH")
     p.add_argument("--image-size", type=_image_size, default=224)
@@ -123,9 +140,15 @@ def _finish(record, args):
 def _run_input(args):
     from keras_geo.bench.input import run_input
 
-    record = run_input(args.dataset, data_dir=args.data_dir, split=args.split,
-                       batch_size=args.batch_size, image_size=args.image_size,
-                       seconds=args.seconds, flip=args.flip)
+    record = run_input(
+        args.dataset,
+        data_dir=args.data_dir,
+        split=args.split,
+        batch_size=args.batch_size,
+        image_size=args.image_size,
+        seconds=args.seconds,
+        flip=args.flip,
+    )
     print(f"{record['images']} images in {record['seconds']:.1f} s")
     _finish(record, args)
 
@@ -133,46 +156,72 @@ def _run_input(args):
 def _run_baseline(args):
     from keras_geo.bench.baseline import run_baseline
 
-    record = run_baseline(args.manual_dir, seconds=args.seconds, workers=args.workers,
-                          batch_size=args.batch_size, size=args.image_size)
-    print(f"{record['images']} images in {record['seconds']:.1f} s, "
-          f"{record['workers']} workers, {record['files']} files")
+    record = run_baseline(
+        args.manual_dir,
+        seconds=args.seconds,
+        workers=args.workers,
+        batch_size=args.batch_size,
+        size=args.image_size,
+    )
+    print(
+        f"{record['images']} images in {record['seconds']:.1f} s, "
+        f"{record['workers']} workers, {record['files']} files"
+    )
     _finish(record, args)
 
 
 def _run_train(args):
     from keras_geo.bench.train import run_train
 
-    record = run_train(args.phase, image_size=args.image_size, batch_size=args.batch_size,
-                       steps=args.steps, mixed_precision=args.mixed_precision,
-                       weights=args.weights)
+    record = run_train(
+        args.phase,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        mixed_precision=args.mixed_precision,
+        weights=args.weights,
+    )
     print(f"device: {record['device']}")
-    print(f"phase {record['phase']}: {record['trainable_parameters']:,} trainable "
-          f"parameters, {record['steps']} steps in {record['seconds']:.1f} s")
+    print(
+        f"phase {record['phase']}: {record['trainable_parameters']:,} trainable "
+        f"parameters, {record['steps']} steps in {record['seconds']:.1f} s"
+    )
     _finish(record, args)
 
 
 def _run_cache(args):
     from keras_geo.bench.cache import run_cache
 
-    record = run_cache(images=args.images, image_size=args.image_size,
-                       batch_size=args.batch_size, work_dir=args.work_dir)
-    print(f"frozen epoch of {record['images']} images: backbone "
-          f"{record['backbone_epoch_s']:.2f} s, cached features "
-          f"{record['cached_epoch_s']:.3f} s ({record['speedup']:.0f}x); "
-          f"one-off feature extraction {record['extract_s']:.2f} s")
+    record = run_cache(
+        images=args.images,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        work_dir=args.work_dir,
+    )
+    print(
+        f"frozen epoch of {record['images']} images: backbone "
+        f"{record['backbone_epoch_s']:.2f} s, cached features "
+        f"{record['cached_epoch_s']:.3f} s ({record['speedup']:.0f}x); "
+        f"one-off feature extraction {record['extract_s']:.2f} s"
+    )
     _finish(record, args)
 
 
 def _run_decode(args):
     from keras_geo.bench.storage import run_decode
 
-    record = run_decode(count=args.images, image_size=args.image_size,
-                        batch_size=args.batch_size, seconds=args.seconds,
-                        frame_size=args.frame_size)
+    record = run_decode(
+        count=args.images,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        seconds=args.seconds,
+        frame_size=args.frame_size,
+    )
     for row in record["rows"]:
-        print(f"{row['variant']:>10}: {row['mean_kb']:6.1f} KB/file, "
-              f"{row['images_per_second']:8.1f} images/s")
+        print(
+            f"{row['variant']:>10}: {row['mean_kb']:6.1f} KB/file, "
+            f"{row['images_per_second']:8.1f} images/s"
+        )
     print(f"stored vs full: {record['stored_vs_full']:.1f}x")
     _finish(record, args)
 
@@ -181,21 +230,28 @@ def _run_scaling(args):
     from keras_geo.bench.scaling import run_scaling
 
     factors = _factors(args.factors)
-    record = run_scaling(args.work_dir, per_country=args.per_country, factors=factors,
-                         frame_size=args.frame_size, image_size=args.image_size,
-                         batch_size=args.batch_size, seconds=args.seconds)
+    record = run_scaling(
+        args.work_dir,
+        per_country=args.per_country,
+        factors=factors,
+        frame_size=args.frame_size,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        seconds=args.seconds,
+    )
     for row in record["rows"]:
-        print(f"{row['factor']}x: {row['images']} files, build {row['build_s']:.1f} s, "
-              f"input {row['input_images_per_second']:.1f} images/s, "
-              f"epoch {row['epoch_s']:.1f} s")
+        print(
+            f"{row['factor']}x: {row['images']} files, build {row['build_s']:.1f} s, "
+            f"input {row['input_images_per_second']:.1f} images/s, "
+            f"epoch {row['epoch_s']:.1f} s"
+        )
     _finish(record, args)
 
 
 def _run_fake_kaggle(args):
     from keras_geo.bench.fake_kaggle import image_count, make_fake_kaggle
 
-    root = make_fake_kaggle(args.out, images_per_country=args.per_country,
-                            size=args.frame_size)
+    root = make_fake_kaggle(args.out, images_per_country=args.per_country, size=args.frame_size)
     print(f"{image_count(root)} frames of {args.frame_size[0]}x{args.frame_size[1]} in {root}")
 
 
