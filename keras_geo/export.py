@@ -48,7 +48,8 @@ def decode_image(image_bytes, *, image_size):
     """Decodes one encoded image and resizes it exactly as evaluation does.
 
     Args:
-        image_bytes: scalar `tf.string`, an encoded JPEG, PNG, GIF or BMP.
+        image_bytes: scalar `tf.string`, an encoded JPEG, PNG, GIF (first
+            frame), BMP or WebP image of any size.
         image_size: side of the square model input, pixels.
 
     Returns:
@@ -193,6 +194,7 @@ def check_out_dir(out_dir, overwrite):
     `out_dir` may be absent or empty; with `overwrite`, it may also hold a
     SavedModel (`saved_model.pb`), never anything else.
     """
+    out_dir = pathlib.Path(out_dir)
     if not out_dir.exists():
         return
     if not out_dir.is_dir():
