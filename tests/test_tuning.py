@@ -196,6 +196,30 @@ def test_all_trials_failing_raises_a_clear_error(tmp_path):
         _toy_search(tmp_path / "b", ToyHyperModel(always), max_trials=2, max_failures=5)
 
 
+def test_resume_runs_only_the_missing_and_the_interrupted_trials(tmp_path):
+    def interrupt_second(values):
+        if len(hypermodel.fitted) == 2:
+            raise KeyboardInterrupt
+
+    hypermodel = ToyHyperModel(interrupt_second)
+    with pytest.raises(KeyboardInterrupt):
+        _toy_search(tmp_path, hypermodel, max_trials=3)
+    rows = _read_csv(tmp_path / "tuning" / "trials.csv")
+    assert [r["status"] for r in rows] == ["COMPLETED"]
+
+    resumed = ToyHyperModel()
+    _toy_search(tmp_path, resumed, max_trials=3)
+    # Trial 0 is not run again; the interrupted trial 1 reruns with its values.
+    assert resumed.fitted == hypermodel.fitted[1:2] + resumed.fitted[1:]
+    assert len(resumed.fitted) == 2
+    rows = _read_csv(tmp_path / "tuning" / "trials.csv")
+    assert [r["status"] for r in rows] == ["COMPLETED"] * 3
+
+    again = ToyHyperModel()
+    _toy_search(tmp_path, again, max_trials=3)
+    assert again.fitted == []
+
+
 def test_overwrite_starts_afresh_and_removes_the_old_report(tmp_path):
     _toy_search(tmp_path, ToyHyperModel(), max_trials=1)
     tuning_dir = tmp_path / "tuning"
@@ -230,51 +254,72 @@ def _tune_args(data_dir, run_dir, max_trials):
     )  # fmt: skip
 
 
-def test_tune_runs_resumes_and_feeds_train(synthetic_data_dir, tmp_path, capsys):
+def test_tune_runs_resumes_and_best_json_feeds_train(synthetic_data_dir, tmp_path, capsys):
     run_dir = tmp_path / "run"
     assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
     tuning_dir = run_dir / "tuning"
     first = tuning_dir / "search" / "trial_0" / tuning.SIDE_CAR
     stamp = first.stat().st_mtime_ns
+    assert "trial 1/1 COMPLETED" in capsys.readouterr().out
 
-    # "Interrupted" after one trial: the same command with the full budget
-    # runs only the missing trial; once done, a rerun trains nothing.
-    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 2)) == 0
-    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 2)) == 0
+    # The same command again: the finished trial does not run again.
+    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
     assert first.stat().st_mtime_ns == stamp
-    out = capsys.readouterr().out
-    assert out.count("trial 1/") == 1 and out.count("trial 2/2") == 1
+    assert "trial 1/1" not in capsys.readouterr().out
 
     rows = _read_csv(tuning_dir / "trials.csv")
-    assert [r["trial_id"] for r in rows] == ["0", "1"]
-    for row in rows:
-        assert row["status"] == "COMPLETED", row["message"]
-        _assert_in_space(row)
-        assert 0.0 <= float(row["val_accuracy"]) <= 1.0
-        assert row["best_epoch"] == "1"
-        assert float(row["val_mean_km"]) >= 0
+    assert [r["trial_id"] for r in rows] == ["0"]
+    row = rows[0]
+    assert row["status"] == "COMPLETED", row["message"]
+    _assert_in_space(row)
+    assert 0.0 <= float(row["val_accuracy"]) <= 1.0
+    assert row["best_epoch"] == "1" and float(row["val_mean_km"]) >= 0
     assert (tuning_dir / "search.png").is_file()
 
     # Resuming with other fixed settings is refused in one line, no training.
-    args = list(_tune_args(synthetic_data_dir, run_dir, 2))
+    args = list(_tune_args(synthetic_data_dir, run_dir, 1))
     args[args.index("--epochs") + 1] = 3
     assert _cli(*args) == 2
     assert "--overwrite" in capsys.readouterr().err
 
-    # best.json feeds train (the TRAIN helper's `--hparams` does the same).
+    # best.json is what `keras-geo train --hparams` reads.
+    from keras_geo.cli import train as cli_train
+
+    best_json = tuning_dir / "best.json"
+    parser = cli_main.build_parser()
+    argv = ["train", "--run-dir", str(run_dir), "--hparams", str(best_json)]
+    config = cli_train.resolve_config(parser.parse_args(argv))
+    best = json.loads(best_json.read_text())
+    assert {name: getattr(config, name) for name in best} == best
+    assert config == TrainConfig().replace(**best)
+
+
+@pytest.mark.slow
+def test_best_json_trains(synthetic_data_dir, tmp_path):
     from keras_geo import training
 
-    best = json.loads((tuning_dir / "best.json").read_text())
+    run_dir = tmp_path / "run"
+    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
+    best = json.loads((run_dir / "tuning" / "best.json").read_text())
     config = TrainConfig(
         dataset="geoguessr/synthetic",
         data_dir=synthetic_data_dir,
         weights="none",
         image_size=32,
-        epochs_frozen=1,
-        epochs_finetune=0,
+        epochs_frozen=0,
+        epochs_finetune=1,
     ).replace(**best)
-    model = training.train(config, run_dir / "final", verbose=0)
+    model = training.train(config, run_dir, verbose=0)
     assert model.output_shape == (None, 20)
+
+
+def test_frozen_phase_trials_share_one_feature_cache(synthetic_data_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 2), "--phase", "frozen") == 0
+    assert capsys.readouterr().out.count(" COMPLETED ") == 2
+    cache = sorted(p.name for p in (run_dir / "tuning" / "features").iterdir())
+    assert len(cache) == 2  # train + validation, computed by the first trial only.
+    assert [c.split("-")[1] for c in cache] == ["train", "validation"]
 
 
 @pytest.mark.parametrize(
