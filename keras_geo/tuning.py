@@ -47,6 +47,9 @@ PHASES = ("finetune", "frozen")
 PROJECT_NAME = "search"
 SIDE_CAR = "keras_geo.json"  # Per-trial record written by the tuner that ran it.
 CONFIG_FILE = "search_config.json"
+# TrainConfig fields that a search keeps fixed (a resume must not change them).
+_HYPERMODEL_FIELDS = ("image_size", "weights", "flip", "tau_km", "seed", "mixed_precision")
+_FIXED_FIELDS = ("dataset", *_HYPERMODEL_FIELDS)
 
 
 class _FatalUserError(UserError, keras_tuner.errors.FatalError):
@@ -274,7 +277,7 @@ class GeoTuner(keras_tuner.RandomSearch):
         best = self.oracle.get_best_trials(1)
         best = best[0] if best and best[0].score is not None else None
         line = tuning_report.progress_line(
-            number=int(trial.trial_id) + 1,
+            trial_id=trial.trial_id,
             total=self.oracle.max_trials,
             values=trial.hyperparameters.values,
             status=ended.status if ended.status == "COMPLETED" else "FAILED",
@@ -402,15 +405,9 @@ def search(
     tuning_dir = os.path.join(run_dir, "tuning")
     overwrite = overwrite and role != "worker"  # Only the chief may delete.
     settings = {
-        "dataset": config.dataset,
+        **{name: getattr(config, name) for name in _FIXED_FIELDS},
         "phase": phase,
         "epochs": epochs,
-        "weights": config.weights,
-        "image_size": config.image_size,
-        "flip": config.flip,
-        "tau_km": config.tau_km,
-        "seed": config.seed,
-        "mixed_precision": config.mixed_precision,
         "max_examples": max_examples,
     }
     _check_search_config(tuning_dir, settings, overwrite, role)
@@ -418,16 +415,12 @@ def search(
         tuning_report.remove_reports(tuning_dir)
     enable_memory_growth()
     train, val, class_names = _load_data(config, max_examples)
+    cache_dir = os.path.join(tuning_dir, "features") if phase == "frozen" else None
     hypermodel = GeoHyperModel(
         class_names,
-        image_size=config.image_size,
-        weights=config.weights,
         phase=phase,
-        flip=config.flip,
-        tau_km=config.tau_km,
-        seed=config.seed,
-        mixed_precision=config.mixed_precision,
-        feature_cache_dir=os.path.join(tuning_dir, "features") if phase == "frozen" else None,
+        feature_cache_dir=cache_dir,
+        **{name: getattr(config, name) for name in _HYPERMODEL_FIELDS},
     )
     tuner = make_tuner(
         hypermodel,
@@ -437,13 +430,7 @@ def search(
         overwrite=overwrite,
         max_failures=max_failures,
     )
-    best = run_tuner(
-        tuner,
-        train,
-        validation_data=val,
-        epochs=epochs,
-        verbose=verbose,
-    )
+    best = run_tuner(tuner, train, validation_data=val, epochs=epochs, verbose=verbose)
     return None if role == "worker" else best
 
 

@@ -33,6 +33,13 @@ COLUMNS = (
     "tuner_id",
     "message",
 )
+# Panels span the whole declared space (keras_geo.tuning), not just the samples.
+_XLIM = {
+    "batch_size": (8, 264),
+    "learning_rate": (7e-6, 1.4e-2),
+    "weight_decay": (-2e-6, 1.4e-3),
+    "alpha": (-0.2, 5.2),
+}
 REPORT_FILES = ("trials.csv", "best.json", "search.png", "search_config.json")
 
 
@@ -197,6 +204,7 @@ def plot_search(rows, best, path):
             ax.set_xscale("log")
         elif name == "weight_decay":
             ax.set_xscale("symlog", linthresh=1e-5)
+        ax.set_xlim(*_XLIM[name])
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(OBJECTIVE)
@@ -213,7 +221,7 @@ def _fmt(value):
 
 def progress_line(
     *,
-    number,
+    trial_id,
     total,
     values,
     status,
@@ -223,16 +231,17 @@ def progress_line(
     wall_time_s,
     message=None,
 ):
-    """One line per finished trial, e.g.
+    """One line per finished trial (ids count from 0, as KerasTuner's), e.g.
 
-    `trial 3/30 COMPLETED batch_size=180 learning_rate=0.001 weight_decay=0.0001
-    alpha=2.5 -> val_accuracy=0.4123 | best 0.4500 (trial 01) | 95.2 s`
+    `trial 2 (3/30) COMPLETED batch_size=180 learning_rate=0.001
+    weight_decay=0.0001 alpha=2.5 -> val_accuracy=0.4123 | best 0.4500
+    (trial 1) | 95.2 s`
     """
     hps = " ".join(f"{k}={_fmt(values.get(k))}" for k in HYPERPARAMETERS)
-    result = (
-        f"{OBJECTIVE}={score:.4f}"
-        if score is not None and status == "COMPLETED"
-        else (message or "")
-    )
+    if score is not None and status == "COMPLETED":
+        result = f"{OBJECTIVE}={score:.4f}"
+    else:
+        result = message or ""
     best = f"best {best_score:.4f} (trial {best_id})" if best_score is not None else "best -"
-    return f"trial {number}/{total} {status} {hps} -> {result} | {best} | {wall_time_s} s"
+    number = f"{int(trial_id) + 1}/{total}"
+    return f"trial {trial_id} ({number}) {status} {hps} -> {result} | {best} | {wall_time_s} s"

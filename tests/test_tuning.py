@@ -93,7 +93,7 @@ def test_summarize_error_keeps_the_exception_and_its_reason():
 
 def test_progress_line_names_trial_values_score_and_best():
     line = tuning_report.progress_line(
-        number=3,
+        trial_id="2",
         total=30,
         values=dict(tuning.DEFAULTS),
         status="COMPLETED",
@@ -102,7 +102,7 @@ def test_progress_line_names_trial_values_score_and_best():
         best_id="01",
         wall_time_s=95.2,
     )
-    assert line.startswith("trial 3/30 COMPLETED batch_size=180 learning_rate=0.001")
+    assert line.startswith("trial 2 (3/30) COMPLETED batch_size=180 learning_rate=0.001")
     assert "val_accuracy=0.4123" in line and "best 0.4500 (trial 01)" in line
 
 
@@ -176,8 +176,8 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(tmp_path, capsys):
     # The first trial is sampled like the others, not stuck at the defaults.
     assert hypermodel.fitted[0] != tuning.DEFAULTS
     out = capsys.readouterr().out
-    assert "trial 2/3 FAILED" in out and "OOM when allocating" in out
-    assert "trial 3/3 COMPLETED" in out and "best " in out
+    assert "trial 1 (2/3) FAILED" in out and "OOM when allocating" in out
+    assert "trial 2 (3/3) COMPLETED" in out and "best " in out
 
 
 def test_all_trials_failing_raises_a_clear_error(tmp_path):
@@ -260,12 +260,12 @@ def test_tune_runs_resumes_and_best_json_feeds_train(synthetic_data_dir, tmp_pat
     tuning_dir = run_dir / "tuning"
     first = tuning_dir / "search" / "trial_0" / tuning.SIDE_CAR
     stamp = first.stat().st_mtime_ns
-    assert "trial 1/1 COMPLETED" in capsys.readouterr().out
+    assert "trial 0 (1/1) COMPLETED" in capsys.readouterr().out
 
     # The same command again: the finished trial does not run again.
     assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
     assert first.stat().st_mtime_ns == stamp
-    assert "trial 1/1" not in capsys.readouterr().out
+    assert "trial 0 (1/1)" not in capsys.readouterr().out
 
     rows = _read_csv(tuning_dir / "trials.csv")
     assert [r["trial_id"] for r in rows] == ["0"]
