@@ -152,8 +152,9 @@ def fit_head_on_features(
     `model` must be compiled (`compile_model`); the head-only model gets the
     same loss, metrics and optimizer settings, so the history has the same
     keys (`loss`, `accuracy`, `top5_accuracy`, `mean_km`, `val_*`).
-    `keras.callbacks.ModelCheckpoint` callbacks see the FULL model (their
-    files load into `model` like those of an image-path phase); every other
+    `keras.callbacks.ModelCheckpoint` and KerasTuner's `SaveBestEpoch`
+    callbacks see the FULL model (their files load into `model` like those
+    of an image-path phase, and `tuner.get_best_models()` works); every other
     callback sees the head-only model that `fit` runs (e.g. BackupAndRestore
     backs up and restores the head and its optimizer, and resumes the epoch).
 
@@ -199,8 +200,12 @@ def fit_head_on_features(
     )
 
 
+# Callbacks that only save `self.model`: they must save the FULL model.
+_FULL_MODEL_SAVERS = ("ModelCheckpoint", "SaveBestEpoch")  # keras, keras_tuner
+
+
 def _bind(callback, model):
-    if isinstance(callback, keras.callbacks.ModelCheckpoint):
+    if any(cls.__name__ in _FULL_MODEL_SAVERS for cls in type(callback).__mro__):
         return _BoundCallback(callback, model)
     return callback
 

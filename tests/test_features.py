@@ -91,6 +91,18 @@ def test_cache_key_changes_with_weights_split_size_and_dataset(model):
     assert features.cache_key(bigger, ds, dataset_key="toy", split="train")[0] != key
 
 
+class SaveBestEpoch(keras.callbacks.Callback):
+    """Stands in for KerasTuner's callback of that name (saves self.model)."""
+
+    def on_train_begin(self, logs=None):
+        self.seen = self.model
+
+
+class Recorder(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.seen = self.model
+
+
 def test_fit_on_features_trains_the_full_models_head(tmp_path):
     model = _built(seed=2)
     before = _head_kernel(model)
@@ -105,13 +117,15 @@ def test_fit_on_features_trains_the_full_models_head(tmp_path):
         _dataset(seed=1),
         epochs=2,
         batch_size=3,
-        callbacks=[checkpoint],
+        callbacks=[checkpoint, saver := SaveBestEpoch(), recorder := Recorder()],
         cache_dir=str(tmp_path / "cache"),
         image_size=SIZE,
         verbose=0,
     )
     assert {"loss", "accuracy", "top5_accuracy", "val_loss", "val_accuracy"} <= set(history.history)
     assert len(history.history["loss"]) == 2
+    assert saver.seen is model  # savers save the full model
+    assert recorder.seen.name == "geo_head"  # the others see the fitted head model
     assert not np.array_equal(_head_kernel(model), before)
     np.testing.assert_array_equal(
         geo_model.backbone(model).get_layer("conv5_block3_3_conv").kernel.numpy(), body_before
