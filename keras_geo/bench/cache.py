@@ -15,26 +15,8 @@ excluded); the one-off feature extraction is timed separately.
 import tempfile
 import time
 
+from keras_geo.bench.timing import epoch_timer
 from keras_geo.bench.train import build_for_phase
-
-
-def _epoch_timer():
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        """Records the wall-clock seconds of every epoch."""
-
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochTimer()
 
 
 def _images(count, image_size, num_classes, seed):
@@ -52,7 +34,7 @@ def backbone_epoch_seconds(model, ds, *, image_size, batch_size, epochs=2):
     from keras_geo import pipeline
 
     train = pipeline.train_dataset(ds, image_size=image_size, batch_size=batch_size, seed=0)
-    timer = _epoch_timer()
+    timer = epoch_timer()
     model.fit(train, epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
     return min(timer.seconds[1:])
 
@@ -61,7 +43,7 @@ def cached_epoch_seconds(model, ds, *, batch_size, cache_dir, dataset_key, epoch
     """Seconds of the fastest cached-feature epoch after the first."""
     from keras_geo import features
 
-    timer = _epoch_timer()
+    timer = epoch_timer()
     features.fit_head_on_features(
         model,
         ds,

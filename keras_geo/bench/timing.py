@@ -73,3 +73,23 @@ def write_json(path, record):
     with open(path, "w") as f:
         json.dump(record, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+def epoch_timer():
+    """A Keras callback whose `seconds` list holds each epoch's wall-clock time."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        """Records the wall-clock seconds of every epoch."""
+
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
