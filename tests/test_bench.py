@@ -34,11 +34,12 @@ def test_result_line_format():
 
 def test_timed_loop_counts_images_after_warmup():
     calls = []
-    images, seconds = timing.timed_loop(
+    measured = timing.timed_loop(
         lambda: calls.append(1) or 4, seconds=None, warmup_steps=2, max_steps=3
     )
-    assert (images, len(calls)) == (12, 5)
-    assert seconds >= 0
+    assert (measured.images, len(calls)) == (12, 5)
+    assert measured.seconds >= 0 and measured.cpu_seconds >= 0
+    assert timing.rates(measured)["images"] == 12
 
 
 def test_fake_kaggle_layout_and_subsets(tmp_path, tiny_kaggle):

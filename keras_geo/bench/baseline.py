@@ -24,7 +24,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from keras_geo.bench.timing import timed_loop
+from keras_geo.bench.timing import cpu_seconds, rates, timed_loop
 from keras_geo.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -160,14 +160,17 @@ def run_baseline(manual_dir, *, seconds=15.0, workers=None, batch_size=64, size=
             assert images.shape[0] == labels.shape[0]
             return len(labels)
 
-        images, elapsed = timed_loop(next_batch, seconds=seconds, warmup_steps=1)
+        timing = timed_loop(
+            next_batch,
+            seconds=seconds,
+            warmup_steps=1,
+            cpu_clock=lambda: cpu_seconds(include_children=True),
+        )
         pool.terminate()
     return {
         "benchmark": "baseline",
         "files": len(samples),
         "workers": workers,
         "batch_size": batch_size,
-        "images": images,
-        "seconds": elapsed,
-        "images_per_second": images / elapsed,
+        **rates(timing),
     }

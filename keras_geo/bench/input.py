@@ -6,7 +6,7 @@ batching, prefetch), exactly what `keras-geo train` iterates. The epoch
 boundary (shuffle buffer refill) is part of the measurement, as in training.
 """
 
-from keras_geo.bench.timing import timed_loop
+from keras_geo.bench.timing import rates, timed_loop
 
 
 def run_input(
@@ -44,14 +44,12 @@ def run_input(
         images, _ = next(iterator)
         return int(images.shape[0])
 
-    images, elapsed = timed_loop(next_batch, seconds=seconds, warmup_steps=warmup_steps)
+    timing = timed_loop(next_batch, seconds=seconds, warmup_steps=warmup_steps)
     return {
         "benchmark": "input",
         "dataset": dataset,
         "split": split,
         "batch_size": batch_size,
         "image_size": image_size,
-        "images": images,
-        "seconds": elapsed,
-        "images_per_second": images / elapsed,
+        **rates(timing),
     }

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from keras_geo.bench.fake_kaggle import FRAME_SIZE, fake_frame
-from keras_geo.bench.timing import timed_loop
+from keras_geo.bench.timing import rates, timed_loop
 
 VARIANTS = ("full", "full-dct2", "stored")
 STORED_QUALITY = 95  # The builder's JPEG_QUALITY for stored frames.
@@ -69,17 +69,17 @@ def run_decode(*, count=64, image_size=224, batch_size=32, seconds=5.0, frame_si
         iterator = iter(
             decode_dataset(encoded, variant=variant, image_size=image_size, batch_size=batch_size)
         )
-        images, elapsed = timed_loop(
+        timing = timed_loop(
             lambda it=iterator: int(next(it).shape[0]), seconds=seconds, warmup_steps=2
         )
         rows.append(
             {
                 "variant": variant,
                 "mean_kb": sum(map(len, encoded)) / len(encoded) / 1024,
-                "images_per_second": images / elapsed,
+                **rates(timing),
             }
         )
-    speedup = rows[-1]["images_per_second"] / rows[0]["images_per_second"]
+    speedup = rows[-1]["images_per_cpu_second"] / rows[0]["images_per_cpu_second"]
     return {
         "benchmark": "decode",
         "frame_size": list(frame_size),

@@ -4,6 +4,7 @@ Every benchmark ends with the line `images/s: <number>` (see `result_line`),
 which `keras-geo bench report` parses; `--json FILE` writes the details.
 """
 
+import collections
 import json
 import os
 import platform
@@ -19,11 +20,40 @@ def result_line(images_per_second):
     return f"images/s: {images_per_second:.1f}"
 
 
-def timed_loop(step, *, seconds, warmup_steps=2, min_steps=1, max_steps=None):
-    """Calls `step()` until `seconds` pass or `max_steps`; returns (images, seconds).
+Timing = collections.namedtuple("Timing", ["images", "seconds", "cpu_seconds"])
+
+
+def cpu_seconds(include_children=False):
+    """CPU seconds (user + system) used so far by this process (all threads).
+
+    With `include_children`, live child processes (e.g. a worker pool) are
+    added, read from /proc (Linux; elsewhere they count 0).
+    """
+    total = time.process_time()
+    if include_children:
+        import multiprocessing
+
+        for child in multiprocessing.active_children():
+            total += _proc_cpu_seconds(child.pid)
+    return total
+
+
+def _proc_cpu_seconds(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_loop(step, *, seconds, warmup_steps=2, min_steps=1, max_steps=None, cpu_clock=None):
+    """Calls `step()` until `seconds` pass or `max_steps`; returns a `Timing`.
 
     `step()` returns how many images it processed. The first `warmup_steps`
-    calls (graph tracing, thread pools, first files) are not timed.
+    calls (graph tracing, thread pools, first files) are not timed. CPU time
+    is the machine-load-robust twin of wall time: images per CPU-second
+    compare two pipelines fairly even when other jobs share the cores.
 
     Args:
         step: callable returning an int (images processed by that call).
@@ -31,13 +61,18 @@ def timed_loop(step, *, seconds, warmup_steps=2, min_steps=1, max_steps=None):
         warmup_steps: untimed calls before the clock starts.
         min_steps: timed calls made even when `seconds` has passed.
         max_steps: stop after this many timed calls (None: no limit).
+        cpu_clock: callable returning CPU seconds (default `cpu_seconds`).
+
+    Returns:
+        `Timing(images, seconds, cpu_seconds)` of the timed part.
     """
     if seconds is None and max_steps is None:
         raise ValueError("`seconds` or `max_steps` must be given.")
+    cpu_clock = cpu_clock or cpu_seconds
     for _ in range(warmup_steps):
         step()
     images, steps = 0, 0
-    start = time.perf_counter()
+    cpu_start, start = cpu_clock(), time.perf_counter()
     while True:
         images += step()
         steps += 1
@@ -46,7 +81,18 @@ def timed_loop(step, *, seconds, warmup_steps=2, min_steps=1, max_steps=None):
             break
         if seconds is not None and steps >= min_steps and elapsed >= seconds:
             break
-    return images, elapsed
+    return Timing(images, elapsed, cpu_clock() - cpu_start)
+
+
+def rates(timing):
+    """`images_per_second` (wall) and `images_per_cpu_second` of a `Timing`."""
+    return {
+        "images": timing.images,
+        "seconds": timing.seconds,
+        "cpu_seconds": timing.cpu_seconds,
+        "images_per_second": timing.images / timing.seconds,
+        "images_per_cpu_second": timing.images / max(timing.cpu_seconds, 1e-9),
+    }
 
 
 def cpu_model():

@@ -12,7 +12,7 @@ The loss is plain sparse cross-entropy: the haversine term costs a
 [B, C] x [C] product, nothing next to ResNet50.
 """
 
-from keras_geo.bench.timing import cpu_model, timed_loop
+from keras_geo.bench.timing import cpu_model, rates, timed_loop
 from keras_geo.errors import UserError
 
 PHASES = ("frozen", "finetune", "full")
@@ -93,7 +93,7 @@ def run_train(
         model.train_on_batch(images, labels)
         return batch_size
 
-    done, elapsed = timed_loop(step, seconds=None, warmup_steps=2, max_steps=steps)
+    timing = timed_loop(step, seconds=None, warmup_steps=2, max_steps=steps)
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     return {
         "benchmark": "train",
@@ -104,6 +104,5 @@ def run_train(
         "mixed_precision": mixed_precision,
         "trainable_parameters": trainable,
         "steps": steps,
-        "seconds": elapsed,
-        "images_per_second": done / elapsed,
+        **rates(timing),
     }

@@ -149,7 +149,10 @@ def _run_input(args):
         seconds=args.seconds,
         flip=args.flip,
     )
-    print(f"{record['images']} images in {record['seconds']:.1f} s")
+    print(
+        f"{record['images']} images in {record['seconds']:.1f} s, "
+        f"{record['images_per_cpu_second']:.1f} images per CPU-second"
+    )
     _finish(record, args)
 
 
@@ -165,7 +168,8 @@ def _run_baseline(args):
     )
     print(
         f"{record['images']} images in {record['seconds']:.1f} s, "
-        f"{record['workers']} workers, {record['files']} files"
+        f"{record['workers']} workers, {record['files']} files, "
+        f"{record['images_per_cpu_second']:.1f} images per CPU-second"
     )
     _finish(record, args)
 
@@ -222,7 +226,7 @@ def _run_decode(args):
             f"{row['variant']:>10}: {row['mean_kb']:6.1f} KB/file, "
             f"{row['images_per_second']:8.1f} images/s"
         )
-    print(f"stored vs full: {record['stored_vs_full']:.1f}x")
+    print(f"stored vs full, per CPU-second: {record['stored_vs_full']:.1f}x")
     _finish(record, args)
 
 
