@@ -23,9 +23,10 @@ FULL = {
     "image_size": 224,
     "frame": "1536x662",
     "train_batch": 16,
-    "train_steps": 5,
-    "cache_images": 256,
+    "train_steps": 3,
+    "cache_images": 128,
     "scaling_seconds": 8,
+    "scaling_image_size": 112,  # The growth's shape, not the size, is the claim.
 }
 QUICK = {
     "per_country": 3,
@@ -37,6 +38,7 @@ QUICK = {
     "train_steps": 1,
     "cache_images": 8,
     "scaling_seconds": 1,
+    "scaling_image_size": 32,
 }
 
 
@@ -72,7 +74,7 @@ def measure(work_dir, sizes):
                 "--frame-size",
                 sizes["frame"],
                 "--image-size",
-                size,
+                str(sizes["scaling_image_size"]),
                 "--seconds",
                 str(sizes["scaling_seconds"]),
             ],
@@ -232,18 +234,19 @@ def _train_table(results):
     lines = [
         "### Training step (random tensors, no input pipeline)",
         "",
-        "| phase | trainable parameters | images/s |",
-        "|---|---:|---:|",
+        "| phase | trainable parameters | images/s | images per CPU-second |",
+        "|---|---:|---:|---:|",
     ]
     for phase in ("frozen", "finetune", "full"):
         record = results[f"train-{phase}"]
         lines.append(
-            f"| {phase} | {record['trainable_parameters']:,} | {record['images_per_second']:.2f} |"
+            f"| {phase} | {record['trainable_parameters']:,} | "
+            f"{record['images_per_second']:.2f} | {record['images_per_cpu_second']:.2f} |"
         )
-    ratio = (
-        results["train-finetune"]["images_per_second"] / results["train-full"]["images_per_second"]
-    )
-    lines += [f"| **finetune vs full** | | **{ratio:.2f}x** |", ""]
+    fine, full = results["train-finetune"], results["train-full"]
+    wall = fine["images_per_second"] / full["images_per_second"]
+    cpu = fine["images_per_cpu_second"] / full["images_per_cpu_second"]
+    lines += [f"| **finetune vs full** | | **{wall:.2f}x** | **{cpu:.2f}x** |", ""]
     return lines
 
 
@@ -264,7 +267,7 @@ def _cache_table(record):
 
 def _scaling_table(record):
     lines = [
-        "### Scaling with the data",
+        f"### Scaling with the data (model input {record['image_size']} px)",
         "",
         "| data | images | train images | build s | input images/s | frozen epoch s |",
         "|---|---:|---:|---:|---:|---:|",
