@@ -181,7 +181,9 @@ def fit_head_on_features(
             f"`image_size` {image_size} differs from the model's input size {model.input_shape[1]}."
         )
     head_model = compiled_head(model)
-    kwargs = dict(batch_size=batch_size, cache_dir=cache_dir, dataset_key=dataset_key)
+    kwargs = dict(
+        batch_size=batch_size, cache_dir=cache_dir, dataset_key=dataset_key, verbose=verbose
+    )
     train_x, train_y = cached_features(model, train_ds, split="train", **kwargs)
     validation = None
     if val_ds is not None:
