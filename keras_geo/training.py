@@ -35,7 +35,7 @@ class _Data:
     class_names: list
 
 
-def train(config, run_dir, *, callbacks=(), verbose="auto"):
+def train(config, run_dir, *, callbacks=(), verbose="auto", steps_per_epoch=None):
     """Trains both phases of `config` into `run_dir` and evaluates the test split.
 
     Args:
@@ -44,6 +44,8 @@ def train(config, run_dir, *, callbacks=(), verbose="auto"):
             config (a different config raises `UserError`).
         callbacks: extra Keras callbacks for every phase's `fit`.
         verbose: passed to `fit` (`"auto"`: progress bars).
+        steps_per_epoch: caps the batches of an image-path epoch (smoke tests
+            and benchmarks; not part of the config, so not for real runs).
 
     Returns:
         The trained `keras.Model` (best weights of the last phase run).
@@ -63,7 +65,10 @@ def train(config, run_dir, *, callbacks=(), verbose="auto"):
             for phase in PHASES:
                 if phase in runs.phases_done(run_dir):
                     continue
-                _run_phase(model, phase, config, data, run_dir, callbacks, verbose)
+                fit_kwargs = dict(
+                    callbacks=callbacks, verbose=verbose, steps_per_epoch=steps_per_epoch
+                )
+                _run_phase(model, phase, config, data, run_dir, fit_kwargs)
         runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
         evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
     return model
@@ -112,9 +117,7 @@ def make_strategy(name):
 
     if name == "default":
         return tf.distribute.get_strategy()
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices(
-        "CPU"
-    )
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
@@ -137,9 +140,7 @@ def _load_data(config):
 
     return _Data(
         train=datasets.load_split(config.dataset, "train", data_dir=config.data_dir),
-        validation=datasets.load_split(
-            config.dataset, "validation", data_dir=config.data_dir
-        ),
+        validation=datasets.load_split(config.dataset, "validation", data_dir=config.data_dir),
         class_names=datasets.class_names(config.dataset, data_dir=config.data_dir),
     )
 
@@ -158,17 +159,19 @@ def _restore_model(config, run_dir, class_names):
     return model
 
 
-def _run_phase(model, phase, config, data, run_dir, extra_callbacks, verbose):
+def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
     """Trains one phase, restores its best weights and records it as done."""
     epochs = getattr(config, f"epochs_{phase}")
     best = runs.checkpoint_path(run_dir, phase)
     if epochs > 0:
         compile_for_phase(model, phase, config, data.class_names)
-        callbacks = _phase_callbacks(run_dir, phase) + list(extra_callbacks)
+        callbacks = _phase_callbacks(run_dir, phase) + list(fit_kwargs["callbacks"])
+        verbose = fit_kwargs["verbose"]
         if phase == "frozen" and config.cache_features:
             _fit_head_on_features(model, config, data, run_dir, callbacks, verbose)
         else:
-            _fit_images(model, config, data, epochs, callbacks, verbose)
+            steps = fit_kwargs["steps_per_epoch"]
+            _fit_images(model, config, data, epochs, callbacks, verbose, steps)
     if epochs > 0 and best.is_file():
         model.load_weights(best)
     else:
@@ -186,7 +189,7 @@ def _run_phase(model, phase, config, data, run_dir, extra_callbacks, verbose):
     )
 
 
-def _fit_images(model, config, data, epochs, callbacks, verbose):
+def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch):
     from keras_geo import pipeline
 
     train_ds = pipeline.train_dataset(
@@ -205,6 +208,7 @@ def _fit_images(model, config, data, epochs, callbacks, verbose):
         epochs=epochs,
         callbacks=callbacks,
         verbose=verbose,
+        steps_per_epoch=steps_per_epoch,
     )
 
 
@@ -220,6 +224,7 @@ def _fit_head_on_features(model, config, data, run_dir, callbacks, verbose):
         image_size=config.image_size,
         callbacks=callbacks,
         cache_dir=run_dir / "features",
+        dataset_key=config.dataset,
         verbose=verbose,
     )
 
