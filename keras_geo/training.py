@@ -35,7 +35,15 @@ class _Data:
     class_names: list
 
 
-def train(config, run_dir, *, callbacks=(), verbose="auto", steps_per_epoch=None):
+def train(
+    config,
+    run_dir,
+    *,
+    callbacks=(),
+    verbose="auto",
+    steps_per_epoch=None,
+    feature_cache_dir=None,
+):
     """Trains both phases of `config` into `run_dir` and evaluates the test split.
 
     Args:
@@ -46,6 +54,9 @@ def train(config, run_dir, *, callbacks=(), verbose="auto", steps_per_epoch=None
         verbose: passed to `fit` (`"auto"`: progress bars).
         steps_per_epoch: caps the batches of an image-path epoch (smoke tests
             and benchmarks; not part of the config, so not for real runs).
+        feature_cache_dir: where the frozen phase's feature cache lives;
+            default `RUN_DIR/features` (files are keyed by the backbone's
+            weights, dataset, split and image size, so runs may share one).
 
     Returns:
         The trained `keras.Model` (best weights of the last phase run).
@@ -66,7 +77,10 @@ def train(config, run_dir, *, callbacks=(), verbose="auto", steps_per_epoch=None
                 if phase in runs.phases_done(run_dir):
                     continue
                 fit_kwargs = dict(
-                    callbacks=callbacks, verbose=verbose, steps_per_epoch=steps_per_epoch
+                    callbacks=callbacks,
+                    verbose=verbose,
+                    steps_per_epoch=steps_per_epoch,
+                    cache_dir=feature_cache_dir or run_dir / "features",
                 )
                 _run_phase(model, phase, config, data, run_dir, fit_kwargs)
         runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
@@ -168,7 +182,8 @@ def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
         callbacks = _phase_callbacks(run_dir, phase) + list(fit_kwargs["callbacks"])
         verbose = fit_kwargs["verbose"]
         if phase == "frozen" and config.cache_features:
-            _fit_head_on_features(model, config, data, run_dir, callbacks, verbose)
+            cache_dir = fit_kwargs["cache_dir"]
+            _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose)
         else:
             steps = fit_kwargs["steps_per_epoch"]
             _fit_images(model, config, data, epochs, callbacks, verbose, steps)
@@ -212,7 +227,7 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
     )
 
 
-def _fit_head_on_features(model, config, data, run_dir, callbacks, verbose):
+def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
     from keras_geo import features
 
     features.fit_head_on_features(
@@ -223,7 +238,7 @@ def _fit_head_on_features(model, config, data, run_dir, callbacks, verbose):
         batch_size=config.batch_size,
         image_size=config.image_size,
         callbacks=callbacks,
-        cache_dir=run_dir / "features",
+        cache_dir=cache_dir,
         dataset_key=config.dataset,
         verbose=verbose,
     )
