@@ -401,6 +401,12 @@ def search(
             f"`max_trials` and `epochs` must be >= 1. Received: "
             f"max_trials={max_trials}, epochs={epochs}"
         )
+    weights = str(config.weights)
+    if weights.lower() not in ("imagenet", "none") and not os.path.isfile(weights):
+        raise UserError(
+            f"--weights file not found: {weights}; pass an existing ResNet50 no-top "
+            ".h5, imagenet or none"
+        )
     role = distributed_role()
     tuning_dir = os.path.join(run_dir, "tuning")
     overwrite = overwrite and role != "worker"  # Only the chief may delete.
