@@ -77,7 +77,9 @@ def predict_split(model, split_ds, *, image_size, batch_size, verbose="auto"):
     batches = pipeline.eval_dataset(
         split_ds, image_size=image_size, batch_size=batch_size
     )
-    progbar = keras.utils.Progbar(None, unit_name="batch") if verbose else None
+    steps = int(batches.cardinality())
+    progbar = keras.utils.Progbar(steps if steps > 0 else None, unit_name="batch")
+    progbar = progbar if verbose else None
     labels, probabilities = [], []
     for step, (images, batch_labels) in enumerate(batches):
         # Eager call: no graph tracing, which costs more than a test split's

@@ -75,7 +75,11 @@ def test_bad_hparams_file(tmp_path, capsys, content, match):
     path = tmp_path / "hparams.json"
     if content is not None:
         path.write_text(content)
-    _fails(capsys, ["train", "--run-dir", str(tmp_path / "r"), "--hparams", str(path)], match)
+    _fails(
+        capsys,
+        ["train", "--run-dir", str(tmp_path / "r"), "--hparams", str(path)],
+        match,
+    )
 
 
 def test_hparams_integral_floats_are_accepted(tmp_path):
@@ -109,9 +113,7 @@ def test_dataset_never_built_names_the_build_command(tmp_path, capsys):
 def test_run_dir_of_another_config_is_refused(tmp_path, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    TrainConfig(dataset="geoguessr/synthetic", epochs_frozen=3).to_json(
-        run_dir / "config.json"
-    )
+    TrainConfig(dataset="geoguessr/synthetic", epochs_frozen=3).to_json(run_dir / "config.json")
     before = (run_dir / "config.json").read_text()
     argv = ["train", "--run-dir", str(run_dir), "--epochs-frozen", "4"]
     _fails(capsys, argv, "different config")
@@ -127,7 +129,13 @@ def test_run_dir_that_is_a_file(tmp_path, capsys):
 def test_weights_file_that_does_not_fit(synthetic_data_dir, tmp_path, capsys):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not an h5 file")
-    argv = ["train", "--dataset", "geoguessr/synthetic", "--data-dir", synthetic_data_dir]
+    argv = [
+        "train",
+        "--dataset",
+        "geoguessr/synthetic",
+        "--data-dir",
+        synthetic_data_dir,
+    ]
     argv += ["--run-dir", str(tmp_path / "run"), *TINY, "--weights", str(bad)]
     _fails(capsys, argv, "bad.h5")
 
@@ -139,7 +147,13 @@ def test_weights_imagenet_without_network(synthetic_data_dir, tmp_path, capsys, 
         raise Exception("URL fetch failure: no network")
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
-    argv = ["train", "--dataset", "geoguessr/synthetic", "--data-dir", synthetic_data_dir]
+    argv = [
+        "train",
+        "--dataset",
+        "geoguessr/synthetic",
+        "--data-dir",
+        synthetic_data_dir,
+    ]
     argv += ["--run-dir", str(tmp_path / "run"), *TINY, "--weights", "imagenet"]
     err = _fails(capsys, argv, "--weights none")
     assert ".h5" in err
@@ -147,3 +161,34 @@ def test_weights_imagenet_without_network(synthetic_data_dir, tmp_path, capsys, 
 
 def test_evaluate_needs_a_run_dir(tmp_path, capsys):
     _fails(capsys, ["evaluate", "--run-dir", str(tmp_path)], "config.json")
+
+
+def test_demo_builds_data_trains_the_demo_experiment_and_prints_paths(
+    synthetic_data_dir, tmp_path, capsys, monkeypatch
+):
+    from keras_geo import evaluation, experiments, runs, training
+
+    seen = {}
+
+    def fake_train(config, run_dir, **kwargs):  # the real one is tested elsewhere
+        seen["config"] = config
+        metrics = evaluation.compute_metrics([0, 1], [[0.9, 0.1], [0.2, 0.8]], ["France", "Japan"])
+        runs.metrics_path(run_dir, "test").parent.mkdir(parents=True)
+        runs.metrics_path(run_dir, "test").write_text(json.dumps(metrics))
+
+    monkeypatch.setattr(training, "train", fake_train)
+    run_dir = tmp_path / "demo"
+    argv = ["demo", "--run-dir", str(run_dir), "--data-dir", synthetic_data_dir]
+    assert cli_main.main(argv) == 0
+    assert seen["config"] == experiments.get("demo").replace(data_dir=synthetic_data_dir)
+    out = capsys.readouterr().out
+    assert str(run_dir) in out and "plots" in out and "accuracy 100.0%" in out
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path, capsys):
+    """The real `keras-geo demo` (minutes on CPU)."""
+    argv = ["demo", "--run-dir", str(tmp_path / "demo"), "--data-dir", str(tmp_path / "data")]
+    assert cli_main.main(argv) == 0
+    metrics = json.loads((tmp_path / "demo" / "metrics" / "test.json").read_text())
+    assert metrics["accuracy"] > 0.10  # chance: 0.05
