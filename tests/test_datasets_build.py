@@ -113,6 +113,12 @@ def test_missing_countries_fail_naming_them(tmp_path):
         datasets.build("top20", manual_dir=manual_dir, data_dir=str(tmp_path / "d"))
 
 
+def test_too_few_images_for_validation_fails_naming_the_splits(tmp_path):
+    manual_dir = write_kaggle_folder(tmp_path / "manual", {c: 2 for c in TOP20}, size=8)
+    with pytest.raises(UserError, match=r"\['validation', 'test'\] would be empty"):
+        datasets.build("top20", manual_dir=manual_dir, data_dir=str(tmp_path / "d"))
+
+
 @pytest.mark.parametrize("make", [False, True])
 def test_missing_or_empty_manual_dir_gives_instructions(tmp_path, make):
     manual_dir = tmp_path / "manual"

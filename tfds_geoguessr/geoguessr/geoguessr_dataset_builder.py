@@ -131,6 +131,12 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
             ) from None
         self._report["source"] = str(source)
         assigned = self._assign(source)
+        empty = [split for split in splits.SPLITS if not assigned[split]]
+        if empty:
+            raise BuildError(
+                f"Split(s) {empty} would be empty: a country needs at least 3 images to "
+                f"give one to validation and test. Add images under {source}."
+            )
         return {
             split: self._generate_examples(source, assigned[split], split)
             for split in splits.SPLITS
