@@ -8,8 +8,11 @@ Command:
 
 No paper number: the synthetic scenes (20 countries, 50 drawn images each)
 only check that everything runs and learns. Random initial weights (no
-download), 64 px, both phases. Expected test accuracy: well above the 5%
-chance level (see README for the measured value).
+download), 32 px, both phases: 60 cheap frozen epochs on cached features,
+then one fine-tuning epoch (conv5 backprop is the slow part on CPU). With
+random weights, learning rate 1e-3 makes fine-tuning diverge, hence 1e-4.
+Expected test accuracy: several times the 5% chance level (the README gives
+the measured value); random-init features are weak, ImageNet ones are not.
 """
 
 from keras_geo.config import TrainConfig
@@ -19,11 +22,11 @@ def config():
     return TrainConfig(
         dataset="geoguessr/synthetic",
         weights="none",
-        image_size=64,
-        epochs_frozen=5,
-        epochs_finetune=5,
-        batch_size=32,
-        learning_rate=1e-3,
+        image_size=32,
+        epochs_frozen=60,  # on cached features: about a second each
+        epochs_finetune=1,  # the costly part on CPU
+        batch_size=16,
+        learning_rate=1e-4,  # 1e-3 makes fine-tuning random conv5 weights diverge
         weight_decay=1e-4,
         loss="haversine",
         alpha=2.5,

@@ -3,6 +3,7 @@
 `evaluate(run_dir, split)` writes `RUN_DIR/metrics/<split>.json`:
 
 - `accuracy`, `top5_accuracy`, `num_examples`, `num_classes`;
+- `model_phase`: the phase whose weights were evaluated (from `model.json`);
 - `mean_km`, `median_km`: great-circle distance between the predicted and the
   true country's points (`keras_geo.countries`), 0 when right;
 - `geoguessr_score`: mean of `5000 * exp(-d_km / 1492.7)` (max 5000);
@@ -43,9 +44,7 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
     run_dir = pathlib.Path(run_dir)
     config = runs.stored_config(run_dir)
     if config is None:
-        raise UserError(
-            f"{run_dir} has no config.json: is it a keras-geo run directory?"
-        )
+        raise UserError(f"{run_dir} has no config.json: is it a keras-geo run directory?")
     class_names = runs.read_class_names(run_dir)
     if model is None:
         model, _, _ = runs.load_model(run_dir)
@@ -58,7 +57,8 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
         verbose=verbose,
     )
     metrics = compute_metrics(labels, probabilities, class_names)
-    metrics = {"split": split, "dataset": config.dataset, **metrics}
+    phase = runs.read_model_record(run_dir).get("phase")
+    metrics = {"split": split, "dataset": config.dataset, "model_phase": phase, **metrics}
     path = runs.metrics_path(run_dir, split)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:
@@ -74,9 +74,7 @@ def predict_split(model, split_ds, *, image_size, batch_size, verbose="auto"):
 
     from keras_geo import pipeline
 
-    batches = pipeline.eval_dataset(
-        split_ds, image_size=image_size, batch_size=batch_size
-    )
+    batches = pipeline.eval_dataset(split_ds, image_size=image_size, batch_size=batch_size)
     steps = int(batches.cardinality())
     progbar = keras.utils.Progbar(steps if steps > 0 else None, unit_name="batch")
     progbar = progbar if verbose else None
@@ -135,9 +133,7 @@ def _per_country(confusion, class_names):
     correct = np.diag(confusion).astype(np.float64)
     predicted = confusion.sum(axis=0)
     support = confusion.sum(axis=1)
-    precision = np.divide(
-        correct, predicted, out=np.zeros_like(correct), where=predicted > 0
-    )
+    precision = np.divide(correct, predicted, out=np.zeros_like(correct), where=predicted > 0)
     recall = np.divide(correct, support, out=np.zeros_like(correct), where=support > 0)
     return {
         name: {

@@ -11,6 +11,7 @@ or export a run lives in it:
       backup/<phase>/        BackupAndRestore state while a phase is unfinished
       phases_done.json       finished phases: never redone on a rerun
       model.keras            final model (class names and config embedded)
+      model.json             which phase's best weights model.keras holds
       metrics/<split>.json   written by `keras_geo.evaluation.evaluate`
       plots/*.png            training curves, confusion matrix, per-country accuracy
 
@@ -33,6 +34,7 @@ CONFIG_FILE = "config.json"
 CLASS_NAMES_FILE = "class_names.json"
 PHASES_DONE_FILE = "phases_done.json"
 MODEL_FILE = "model.keras"
+MODEL_RECORD_FILE = "model.json"
 _EMBEDDED_CLASS_NAMES = "keras_geo/class_names.json"
 _EMBEDDED_CONFIG = "keras_geo/train_config.json"
 # Fields that say where things are, not what is trained: may change on resume.
@@ -133,6 +135,16 @@ def mark_phase_done(run_dir, phase, record):
     _write_json(pathlib.Path(run_dir) / PHASES_DONE_FILE, done)
 
 
+def write_model_record(run_dir, record):
+    """Writes `model.json`: which phase's weights `model.keras` holds."""
+    _write_json(pathlib.Path(run_dir) / MODEL_RECORD_FILE, record)
+
+
+def read_model_record(run_dir):
+    path = pathlib.Path(run_dir) / MODEL_RECORD_FILE
+    return _read_json(path) if path.is_file() else {}
+
+
 def read_history(run_dir, phase):
     """Returns the per-epoch rows of `history/<phase>.csv` as float dicts.
 
@@ -181,9 +193,7 @@ def load_model(path):
     path = pathlib.Path(path)
     model_path = path / MODEL_FILE if path.is_dir() else path
     if not model_path.is_file():
-        hint = (
-            " (training not finished? rerun `keras-geo train`)" if path.is_dir() else ""
-        )
+        hint = " (training not finished? rerun `keras-geo train`)" if path.is_dir() else ""
         raise UserError(f"No model at {model_path}{hint}.")
     class_names, config = _embedded_metadata(model_path)
     if path.is_dir() or class_names is None:
@@ -219,9 +229,7 @@ def _embedded_metadata(model_path):
                 else None
             )
     except zipfile.BadZipFile:
-        raise UserError(
-            f"{model_path} is not a .keras file (not a zip archive)."
-        ) from None
+        raise UserError(f"{model_path} is not a .keras file (not a zip archive).") from None
     return class_names, config
 
 

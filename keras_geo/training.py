@@ -14,7 +14,9 @@
 
 Each phase ends by restoring its best weights by validation accuracy (as the
 authors' PyTorch loop kept its best epoch), records itself in
-`phases_done.json` and is never redone. An interrupted phase resumes at its
+`phases_done.json` and is never redone. `model.keras` holds the weights of
+the phase with the best validation accuracy (normally `finetune`; recorded in
+`model.json`). An interrupted phase resumes at its
 last finished epoch (`keras.callbacks.BackupAndRestore`). See
 `keras_geo.runs` for the run directory layout.
 """
@@ -83,6 +85,7 @@ def train(
                     cache_dir=feature_cache_dir or run_dir / "features",
                 )
                 _run_phase(model, phase, config, data, run_dir, fit_kwargs)
+            _keep_best_phase(model, run_dir)
         runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
         evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
     return model
@@ -202,6 +205,28 @@ def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
             "weights": str(best.relative_to(run_dir)),
         },
     )
+
+
+def _keep_best_phase(model, run_dir):
+    """Loads the weights of the phase with the best validation accuracy.
+
+    Usually the last phase; a fine-tuning phase that made validation accuracy
+    worse (e.g. random initial weights) gives way to the frozen phase. The
+    choice is written to `model.json` and reported by `evaluate`.
+    """
+    done = runs.phases_done(run_dir)
+    scored = [
+        (record["best_val_accuracy"], index, phase)
+        for index, phase in enumerate(PHASES)
+        if (record := done.get(phase)) and record.get("best_val_accuracy") is not None
+    ]
+    if not scored:
+        return
+    val_accuracy, _, phase = max(scored)  # ties: the later phase
+    last = [p for p in PHASES if p in done][-1]
+    if phase != last:
+        model.load_weights(run_dir / done[phase]["weights"])
+    runs.write_model_record(run_dir, {"phase": phase, "val_accuracy": val_accuracy})
 
 
 def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch):

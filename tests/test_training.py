@@ -88,6 +88,7 @@ def test_both_phases_write_every_output(trained):
         assert runs.checkpoint_path(run_dir, phase).is_file()
         assert not runs.backup_dir(run_dir, phase).exists()
     assert set(runs.phases_done(run_dir)) == {"frozen", "finetune"}
+    assert runs.read_model_record(run_dir)["phase"] in training.PHASES
     metrics = json.loads((run_dir / "metrics" / "test.json").read_text())
     assert metrics["num_examples"] > 0 and 0 <= metrics["accuracy"] <= 1
     for name in (
@@ -240,3 +241,21 @@ def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(synthetic_dat
     assert seen["output_dtype"] == "float32"
     assert seen["policy_after"] == "float32"
     assert (tmp_path / "run" / "metrics" / "test.json").is_file()
+
+
+def test_the_phase_with_the_best_val_accuracy_is_kept(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="head")])
+    (tmp_path / "checkpoints").mkdir()
+    model.layers[0].kernel.assign([[1.0], [1.0]])
+    model.save_weights(tmp_path / "checkpoints" / "frozen.weights.h5")
+    model.layers[0].kernel.assign([[2.0], [2.0]])  # finetune: worse on validation
+    model.save_weights(tmp_path / "checkpoints" / "finetune.weights.h5")
+    for phase, accuracy in (("frozen", 0.4), ("finetune", 0.3)):
+        weights = f"checkpoints/{phase}.weights.h5"
+        runs.mark_phase_done(tmp_path, phase, {"best_val_accuracy": accuracy, "weights": weights})
+    training._keep_best_phase(model, tmp_path)
+    assert model.layers[0].kernel.numpy().tolist() == [[1.0], [1.0]]
+    assert runs.read_model_record(tmp_path) == {"phase": "frozen", "val_accuracy": 0.4}
+    runs.mark_phase_done(tmp_path, "finetune", {"best_val_accuracy": 0.4, "weights": weights})
+    training._keep_best_phase(model, tmp_path)  # a tie goes to the later phase
+    assert runs.read_model_record(tmp_path)["phase"] == "finetune"

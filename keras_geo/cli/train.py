@@ -41,9 +41,7 @@ def add_parser(subparsers):
 
 def add_train_arguments(parser):
     """Adds the training flags (every default None: "not given")."""
-    parser.add_argument(
-        "--run-dir", required=True, help="run directory (created or resumed)"
-    )
+    parser.add_argument("--run-dir", required=True, help="run directory (created or resumed)")
     parser.add_argument("--experiment", help="start from keras_geo.experiments.NAME")
     parser.add_argument("--hparams", help="JSON file of TrainConfig field overrides")
     for flag, kind, text in _VALUE_FLAGS:
@@ -110,9 +108,7 @@ def resolve_config(args):
             raise UserError(f"--hparams {args.hparams}: {error}") from None
     names = [flag[2:].replace("-", "_") for flag, _, _ in _VALUE_FLAGS]
     names += ["loss", "flip", "cache_features", "mixed_precision", "strategy"]
-    overrides = {
-        name: getattr(args, name) for name in names if getattr(args, name) is not None
-    }
+    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     return config.replace(**overrides)
 
 
@@ -170,6 +166,7 @@ def format_summary(run_dir, metrics, split):
             f"Run directory: {run_dir}",
             f"Metrics:       {runs.metrics_path(run_dir, split)}",
             f"Figures:       {runs.plots_dir(run_dir)}/",
+            f"Model:         best epoch of phase {m.get('model_phase') or '?'}",
             f"{split} ({m['num_examples']} images): accuracy {m['accuracy']:.1%} "
             f"(majority class {m['majority_class']}: "
             f"{m['majority_class_accuracy']:.1%}, chance {m['chance_accuracy']:.1%}), "
