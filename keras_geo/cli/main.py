@@ -9,6 +9,7 @@ inside the subcommand functions so `keras-geo --help` stays fast.
 
 import argparse
 import importlib
+import os
 import sys
 
 from keras_geo import __version__
@@ -41,6 +42,9 @@ def build_parser():
 
 
 def main(argv=None):
+    # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not
+    # for CLI users; `TF_CPP_MIN_LOG_LEVEL=0 keras-geo ...` brings it back.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
