@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 _PHASE_TITLES = {"frozen": "Feature extraction", "finetune": "Fine tuning"}
 
@@ -44,6 +45,7 @@ def training_curves(histories, path):
                 values = [row.get(key, np.nan) for row in rows]
                 ax.plot(epochs, values, marker="o", label=label)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(metric)
             ax.set_title(f"{_PHASE_TITLES.get(phase, phase)}: {metric}")
             ax.grid(alpha=0.3)
