@@ -18,29 +18,10 @@ import pathlib
 import numpy as np
 from PIL import Image
 
+from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import read_labels
+
 # The paper's 20 classes (the 20 largest Kaggle folders), alphabetical.
-TOP20 = (
-    "Argentina",
-    "Australia",
-    "Brazil",
-    "Canada",
-    "Finland",
-    "France",
-    "Germany",
-    "Italy",
-    "Japan",
-    "Mexico",
-    "Norway",
-    "Poland",
-    "Russia",
-    "Singapore",
-    "South Africa",
-    "Spain",
-    "Sweden",
-    "Thailand",
-    "United Kingdom",
-    "United States",
-)
+TOP20 = tuple(read_labels("labels_top20.txt"))
 FRAME_SIZE = (1536, 662)  # (width, height) of a Kaggle frame.
 
 
