@@ -1,0 +1,51 @@
+"""The wheel carries every non-Python file the code reads at run time."""
+
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(ROOT),
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+        ],
+        check=True,
+    )
+    (wheel,) = out.glob("keras_geo-*.whl")
+    return zipfile.ZipFile(wheel)
+
+
+def test_wheel_has_the_builders_data_files(wheel):
+    wheel_names = set(wheel.namelist())
+    folder = "tfds_geoguessr/geoguessr/"
+    for name in ("labels_top20.txt", "labels_all.txt", "README.md", "CITATIONS.bib", "TAGS.txt"):
+        assert folder + name in wheel_names
+    assert any(n.startswith(folder + "dummy_data/") and n.endswith(".jpg") for n in wheel_names)
+
+
+def test_wheel_installs_experiments_under_keras_geo(wheel):
+    wheel_names = set(wheel.namelist())
+    for name in ("feature_extraction", "finetune_crossentropy", "finetune_haversine", "demo"):
+        assert f"keras_geo/experiments/{name}.py" in wheel_names
+
+
+def test_wheel_declares_the_console_script(wheel):
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
+    assert "keras-geo = keras_geo.cli.main:main" in wheel.read(entry_points).decode()
