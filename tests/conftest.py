@@ -9,9 +9,5 @@ def synthetic_data_dir(tmp_path_factory):
     from keras_geo import datasets
 
     data_dir = tmp_path_factory.mktemp("tfds_data")
-    try:
-        import tfds_geoguessr.geoguessr.synthetic  # noqa: F401
-    except ImportError as error:  # The synthetic drawing has not landed yet.
-        pytest.skip(f"tfds_geoguessr.geoguessr.synthetic unavailable: {error}")
     datasets.ensure_synthetic(str(data_dir))
     return str(data_dir)

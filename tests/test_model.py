@@ -181,7 +181,6 @@ def test_compile_model_metrics(model):
 
 
 def test_compile_model_with_mean_km():
-    pytest.importorskip("keras_geo.metrics")
     names = ["Japan", "France", "Brazil"]
     model = geo_model.build_model(len(names), image_size=SIZE, weights=None)
     geo_model.compile_model(
