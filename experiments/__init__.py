@@ -19,7 +19,5 @@ def get(name):
         UserError: `name` is not one of `NAMES`.
     """
     if name not in NAMES:
-        raise UserError(
-            f"Unknown experiment {name!r}. Known experiments: {', '.join(NAMES)}"
-        )
+        raise UserError(f"Unknown experiment {name!r}. Known experiments: {', '.join(NAMES)}")
     return importlib.import_module(f"{__name__}.{name}").config()

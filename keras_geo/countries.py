@@ -133,9 +133,7 @@ def _parse_float(row, column, path, line):
 def _parse_row(row, path, line, builtin):
     name = (row["name"] or "").strip()
     if not name:
-        raise UserError(
-            f"{path}, line {line}: empty `name`; give a Kaggle folder name."
-        )
+        raise UserError(f"{path}, line {line}: empty `name`; give a Kaggle folder name.")
     latitude = _parse_float(row, "latitude", path, line)
     longitude = _parse_float(row, "longitude", path, line)
     if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
@@ -145,9 +143,7 @@ def _parse_row(row, path, line, builtin):
         )
     base = builtin.get(name)
     iso2 = (row.get("iso2") or "").strip() or (base.iso2 if base else "")
-    display = (row.get("display_name") or "").strip() or (
-        base.display_name if base else name
-    )
+    display = (row.get("display_name") or "").strip() or (base.display_name if base else name)
     return Country(name, iso2, display, latitude, longitude)
 
 

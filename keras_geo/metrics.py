@@ -58,9 +58,7 @@ class MeanGreatCircleError(keras.metrics.MeanMetricWrapper):
 
     def __init__(self, class_names, name="mean_km", dtype=None):
         distances = class_distance_matrix(class_names)
-        super().__init__(
-            fn=great_circle_error_km, name=name, dtype=dtype, distances=distances
-        )
+        super().__init__(fn=great_circle_error_km, name=name, dtype=dtype, distances=distances)
         self.class_names = list(class_names)
         self._direction = "down"
 
@@ -97,9 +95,7 @@ def geoguessr_score(distance_km):
     Works on scalars and arrays. 5000 at 0 km, 1839 at 1492.7 km (5000 / e),
     66 at 6,465 km... Example: `geoguessr_score(0) == 5000.0`.
     """
-    return 5000.0 * np.exp(
-        -np.asarray(distance_km, dtype="float64") / GEOGUESSR_SCALE_KM
-    )
+    return 5000.0 * np.exp(-np.asarray(distance_km, dtype="float64") / GEOGUESSR_SCALE_KM)
 
 
 def distance_summary(distance_km):

@@ -33,9 +33,7 @@ def training_curves(histories, path):
     phases = [phase for phase, rows in histories.items() if rows]
     if not phases:
         return None
-    fig, axes = plt.subplots(
-        2, len(phases), figsize=(5 * len(phases), 7), squeeze=False
-    )
+    fig, axes = plt.subplots(2, len(phases), figsize=(5 * len(phases), 7), squeeze=False)
     for column, phase in enumerate(phases):
         rows = histories[phase]
         epochs = [int(row["epoch"]) + 1 for row in rows]
@@ -99,9 +97,7 @@ def confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
     return path
 
 
-def per_country_accuracy(
-    recall, support, class_names, path, title="Per-country accuracy"
-):
+def per_country_accuracy(recall, support, class_names, path, title="Per-country accuracy"):
     """Plots each country's accuracy (recall), best first, with its support.
 
     Returns:
@@ -111,9 +107,7 @@ def per_country_accuracy(
     fig, ax = plt.subplots(figsize=(7, max(4.0, 0.3 * len(class_names) + 1)))
     positions = np.arange(len(order))
     ax.barh(positions, [recall[i] for i in order], color="tab:blue")
-    ax.set_yticks(
-        positions, [f"{class_names[i]} (n={support[i]})" for i in order], fontsize=8
-    )
+    ax.set_yticks(positions, [f"{class_names[i]} (n={support[i]})" for i in order], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy (recall)")

@@ -67,9 +67,7 @@ def test_haversine_known_values():
     assert countries.haversine_km(0, 0, 0, 90) == pytest.approx(math.pi / 2 * 6371.0088)
     assert countries.haversine_km(90, 0, -90, 0) == pytest.approx(math.pi * 6371.0088)
     # Paris (48.8566 N, 2.3522 E) to London (51.5074 N, 0.1278 W): ~344 km.
-    assert countries.haversine_km(48.8566, 2.3522, 51.5074, -0.1278) == pytest.approx(
-        344, rel=0.01
-    )
+    assert countries.haversine_km(48.8566, 2.3522, 51.5074, -0.1278) == pytest.approx(344, rel=0.01)
     # Broadcasting.
     out = countries.haversine_km(np.zeros((2, 1)), 0, 0, np.array([0.0, 90.0, 180.0]))
     assert out.shape == (2, 3)
@@ -150,9 +148,7 @@ def test_override_csv_argument(tmp_path):
 
 
 def test_override_csv_environment_variable(tmp_path, monkeypatch):
-    path = write_csv(
-        tmp_path / "env.csv", "name,latitude,longitude\nFrance,48.86,2.35\n"
-    )
+    path = write_csv(tmp_path / "env.csv", "name,latitude,longitude\nFrance,48.86,2.35\n")
     monkeypatch.setenv(countries.ENV_VAR, path)
     assert countries.coordinates(["France"]).tolist() == [[48.86, 2.35]]
     assert countries.get_country("France").display_name == "France"

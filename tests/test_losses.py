@@ -56,9 +56,7 @@ def test_alpha_zero_equals_sparse_categorical_crossentropy(from_logits):
         y_pred = np.log(y_pred) * 3.0
     ours = HaversineCrossEntropy(NAMES, alpha=0.0, from_logits=from_logits)
     keras_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
-    assert float(ours(y_true, y_pred)) == pytest.approx(
-        float(keras_loss(y_true, y_pred)), rel=1e-6
-    )
+    assert float(ours(y_true, y_pred)) == pytest.approx(float(keras_loss(y_true, y_pred)), rel=1e-6)
     weights = np.array([1.0, 0.0, 2.0, 0.5])
     assert float(ours(y_true, y_pred, sample_weight=weights)) == pytest.approx(
         float(keras_loss(y_true, y_pred, sample_weight=weights)), rel=1e-6
@@ -164,9 +162,7 @@ def test_get_config_round_trip():
     }
     clone = HaversineCrossEntropy.from_config(config)
     assert clone.get_config() == config
-    again = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(loss)
-    )
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
     assert isinstance(again, HaversineCrossEntropy) and again.get_config() == config
     logits = np.array([[1.0, 2.0, 3.0]], dtype="float32")
     assert float(clone([2], logits)) == pytest.approx(float(loss([2], logits)))
@@ -192,9 +188,7 @@ def test_model_with_loss_saves_and_loads(tmp_path):
 
 def test_float16_probabilities_near_0_and_1_are_finite():
     loss = HaversineCrossEntropy(NAMES)
-    y_pred = np.array(
-        [[1.0, 0.0, 0.0], [0.0, 6e-8, 1.0], [1e-4, 0.9999, 0.0]], "float16"
-    )
+    y_pred = np.array([[1.0, 0.0, 0.0], [0.0, 6e-8, 1.0], [1e-4, 0.9999, 0.0]], "float16")
     y_true = np.array([1, 0, 2])  # Confidently wrong everywhere.
     value = loss(y_true, y_pred)
     assert np.isfinite(float(value))

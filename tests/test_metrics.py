@@ -60,9 +60,7 @@ def test_metric_get_config_round_trip():
     config = metric.get_config()
     assert config == {"class_names": NAMES, "name": "km", "dtype": "float32"}
     assert MeanGreatCircleError.from_config(config).get_config() == config
-    clone = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(metric)
-    )
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(metric))
     assert isinstance(clone, MeanGreatCircleError) and clone.get_config() == config
 
 
@@ -70,9 +68,7 @@ def test_metric_in_compiled_model_saves_and_loads(tmp_path):
     inputs = keras.Input((3,))
     outputs = keras.layers.Softmax()(inputs)  # The model's output is its input.
     model = keras.Model(inputs, outputs)
-    model.compile(
-        loss=HaversineCrossEntropy(NAMES), metrics=[MeanGreatCircleError(NAMES)]
-    )
+    model.compile(loss=HaversineCrossEntropy(NAMES), metrics=[MeanGreatCircleError(NAMES)])
     logits = np.log(Y_PRED)
     result = model.evaluate(logits, Y_TRUE, verbose=0, return_dict=True)
     expected = (0 + FR_JP + FR_DE + DE_JP) / 4
@@ -98,9 +94,7 @@ def test_distances_km_numpy():
 def test_geoguessr_score_by_hand():
     assert geoguessr_score(0) == 5000.0
     assert geoguessr_score(1492.7) == pytest.approx(5000 / math.e)
-    np.testing.assert_allclose(
-        geoguessr_score([0.0, 2 * 1492.7]), [5000.0, 5000 / math.e**2]
-    )
+    np.testing.assert_allclose(geoguessr_score([0.0, 2 * 1492.7]), [5000.0, 5000 / math.e**2])
 
 
 def test_distance_summary_by_hand():

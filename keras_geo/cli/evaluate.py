@@ -12,9 +12,7 @@ def add_parser(subparsers):
             "RUN_DIR/plots/ (confusion matrix, per-country accuracy, training curves)."
         ),
     )
-    parser.add_argument(
-        "--run-dir", required=True, help="run directory written by train"
-    )
+    parser.add_argument("--run-dir", required=True, help="run directory written by train")
     parser.add_argument(
         "--split",
         default="test",
