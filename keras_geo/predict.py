@@ -110,25 +110,10 @@ def load_predictor(path):
     return _keras_predictor(path)
 
 
-def load_keras_model(path):
-    """`keras_geo.runs.load_model`, with any load failure as a one-line `UserError`.
-
-    Returns:
-        `(model, class_names, config)`.
-    """
-    import keras_geo.model  # noqa: F401  (registers CaffePreprocessing for loading)
+def _keras_predictor(path):
     from keras_geo import runs
 
-    try:
-        return runs.load_model(path)
-    except UserError:
-        raise
-    except Exception as error:  # noqa: BLE001 (a broken file is the user's to fix)
-        raise UserError(f"Cannot load the model {path}: {_one_line(error)}") from None
-
-
-def _keras_predictor(path):
-    model, class_names, config = load_keras_model(path)
+    model, class_names, config = runs.load_model(path)
     image_size = model.input_shape[1] or getattr(config, "image_size", None)
     return KerasPredictor(model, class_names, image_size)
 

@@ -187,8 +187,10 @@ def load_model(path):
     """
     import keras
 
-    import keras_geo.losses  # noqa: F401  (registers the loss for deserialization)
+    # Registers the custom objects a saved model refers to.
+    import keras_geo.losses  # noqa: F401
     import keras_geo.metrics  # noqa: F401
+    import keras_geo.model  # noqa: F401
 
     path = pathlib.Path(path)
     model_path = path / MODEL_FILE if path.is_dir() else path
@@ -209,8 +211,9 @@ def load_model(path):
         )
     try:
         model = keras.saving.load_model(model_path, compile=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as error:
-        raise UserError(f"Cannot load {model_path} as a Keras model: {error}") from None
+    except Exception as error:  # noqa: BLE001 (a broken or foreign file is the user's to fix)
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"Cannot load {model_path} as a Keras model: {reason}") from None
     return model, class_names, config
 
 

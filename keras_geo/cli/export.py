@@ -47,8 +47,7 @@ def run(args):
 
     if args.top_k < 1:
         raise UserError(f"`--top-k` must be >= 1. Received: --top-k {args.top_k}")
-    from keras_geo import export
-    from keras_geo.predict import load_keras_model
+    from keras_geo import export, runs
 
     source = pathlib.Path(args.run_dir)
     if not source.exists():
@@ -59,7 +58,7 @@ def run(args):
     if _inside(source, out):
         raise UserError(f"--out {out} holds --run-dir {source}: choose another --out.")
     export.check_out_dir(out, args.overwrite)  # Before the slow model load.
-    model, class_names, config = load_keras_model(source)
+    model, class_names, config = runs.load_model(source)
     image_size = model.input_shape[1] or config.image_size
     export.export_saved_model(
         model,
