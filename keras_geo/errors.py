@@ -8,3 +8,13 @@ class UserError(Exception):
     never with a traceback. Raise it for anything a user can correct: a
     missing path, a dataset that was never built, a bad flag value.
     """
+
+
+def one_line(error, limit=300):
+    """The error's first non-empty line (its type name if none), cut to `limit` characters.
+
+    Example: `one_line(ValueError("bad file\\nmore detail"))` returns `"bad file"`.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -12,7 +12,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from keras_geo.errors import UserError
+from keras_geo.errors import UserError, one_line
 
 # File signatures of the formats `tf.io.decode_image` reads (WebP: RIFF....WEBP).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
@@ -31,7 +31,7 @@ class SavedModelPredictor:
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as error:  # noqa: BLE001 (any load failure is the user's file)
-            raise UserError(f"Cannot load the SavedModel {path}: {_one_line(error)}") from None
+            raise UserError(f"Cannot load the SavedModel {path}: {one_line(error)}") from None
         if "metadata" not in loaded.signatures:
             raise UserError(
                 f"{path} has no `metadata` signature: export the model with `keras-geo export`."
@@ -73,13 +73,6 @@ def _coordinates_or_none(class_names):
         return countries.coordinates(class_names)
     except UserError:
         return None
-
-
-def _one_line(error, limit=300):
-    """The error's first non-empty line, shortened to `limit` characters."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _saved_model_dir(path):

@@ -28,7 +28,7 @@ import pathlib
 import zipfile
 
 from keras_geo.config import TrainConfig
-from keras_geo.errors import UserError
+from keras_geo.errors import UserError, one_line
 
 CONFIG_FILE = "config.json"
 CLASS_NAMES_FILE = "class_names.json"
@@ -212,8 +212,7 @@ def load_model(path):
     try:
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as error:  # noqa: BLE001 (a broken or foreign file is the user's to fix)
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"Cannot load {model_path} as a Keras model: {reason}") from None
+        raise UserError(f"Cannot load {model_path} as a Keras model: {one_line(error)}") from None
     return model, class_names, config
 
 
