@@ -6,11 +6,17 @@ TFDS' default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
 """
 
 import json
+import os
+import pathlib
+import shutil
+import uuid
 
+from keras_geo import paths
 from keras_geo.errors import UserError
 
 DATASET_NAME = "geoguessr"
 CONFIGS = ("top20", "all", "synthetic")
+_INCOMPLETE = "incomplete.keras_geo."  # Temporary data dirs of builds in progress.
 
 
 def config_of(dataset: str) -> str:
@@ -63,37 +69,88 @@ def class_names(dataset: str, data_dir=None) -> list[str]:
 def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> dict:
     """Builds `geoguessr/<config>` and returns its build report.
 
+    The dataset is generated in a temporary folder of `data_dir`
+    (`incomplete.keras_geo.<config>.*`) and moved into place only once it is
+    complete, so a failed or interrupted build (or rebuild with `overwrite`)
+    leaves the previous dataset as it was; what a killed build left behind is
+    deleted by the next build.
+
     Args:
         config_name: "top20", "all" or "synthetic" (or "geoguessr/<config>").
         manual_dir: Folder with the Kaggle download (zip, `compressed_dataset/`
-            or country folders). None: `<data_dir>/downloads/manual`.
+            or country folders), or the `.zip` itself. None:
+            `<data_dir>/downloads/manual`.
         data_dir: TFDS data dir. None: TFDS' default.
         overwrite: Rebuild even if the dataset is already prepared.
 
     Returns:
         The report (`build_report.json` in the dataset directory): `num_examples`
         per split, `skipped` files with their reason, `skipped_counts`,
-        `excluded_folders`, `source`; plus `path`, the dataset directory.
+        `excluded_folders`, `source`, `manual_dir`; plus `path`, the dataset
+        directory.
+
+    Raises:
+        UserError: bad manual dir, data that fails the config's checks, a data
+            dir that is not writable, or a dataset already built from another
+            `manual_dir` (without `overwrite`).
     """
+    ds_builder = builder(config_name, data_dir)
+    config = ds_builder.builder_config
+    root = pathlib.Path(ds_builder.data_dir_root)
+    if not config.synthetic:
+        manual_dir = pathlib.Path(manual_dir or root / "downloads" / "manual").absolute()
+    if ds_builder.is_prepared() and not overwrite:
+        if manual_dir is not None and not config.synthetic:
+            _check_same_source(ds_builder, manual_dir)
+        return read_report(ds_builder)
+    paths.check_writable(root, "--data-dir")
+    _remove_leftovers(root, config.name)
+    if not config.synthetic:
+        _check_manual_dir(ds_builder, manual_dir)
+    tmp_root = root / f"{_INCOMPLETE}{config.name}.{uuid.uuid4().hex}"
+    try:
+        _prepare(builder(config_name, tmp_root), manual_dir)
+        _swap(builder(config_name, tmp_root).data_path, ds_builder.data_path, tmp_root)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+    return read_report(builder(config_name, data_dir))
+
+
+def _prepare(ds_builder, manual_dir):
     import tensorflow_datasets as tfds
 
-    ds_builder = builder(config_name, data_dir)
-    mode = tfds.download.GenerateMode
-    download_config = tfds.download.DownloadConfig(
-        manual_dir=_str(manual_dir),
-        # Regenerate (nothing is downloaded) or reuse a prepared dataset.
-        download_mode=mode.REUSE_CACHE_IF_EXISTS if overwrite else mode.REUSE_DATASET_IF_EXISTS,
-    )
     from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import BuildError
 
-    if overwrite or not ds_builder.is_prepared():
-        if not ds_builder.builder_config.synthetic:
-            _check_manual_dir(ds_builder, manual_dir)
-        try:
-            ds_builder.download_and_prepare(download_config=download_config)
-        except BuildError as error:
-            raise UserError(str(error)) from None
-    return read_report(ds_builder)
+    download_config = tfds.download.DownloadConfig(manual_dir=_str(manual_dir))
+    try:
+        ds_builder.download_and_prepare(download_config=download_config)
+    except BuildError as error:
+        raise UserError(str(error)) from None
+
+
+def _swap(new, final, tmp_root):
+    """Moves the complete dataset `new` to `final`; a previous one goes to `tmp_root`."""
+    final = pathlib.Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        os.replace(final, tmp_root / f"previous.{final.name}")
+    os.replace(new, final)
+
+
+def _remove_leftovers(root, config_name):
+    """Deletes what killed builds left: ours and TFDS' own `incomplete.*` folders."""
+    paths.remove_leftovers(root, f"{_INCOMPLETE}{config_name}.*")
+    paths.remove_leftovers(root / DATASET_NAME / config_name, "incomplete.*")
+
+
+def _check_same_source(ds_builder, manual_dir):
+    """UserError if the prepared dataset was built from another manual dir."""
+    built_from = read_report(ds_builder).get("manual_dir")
+    if built_from and pathlib.Path(built_from) != pathlib.Path(manual_dir):
+        raise UserError(
+            f"geoguessr/{ds_builder.builder_config.name} in {ds_builder.data_dir_root} is "
+            f"already built from {built_from}; --overwrite to rebuild from {manual_dir}"
+        )
 
 
 def read_report(ds_builder) -> dict:
@@ -127,9 +184,8 @@ def _check_manual_dir(ds_builder, manual_dir):
     from tfds_geoguessr.geoguessr import layout
     from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import read_labels
 
-    path = manual_dir or ds_builder.data_dir_root / "downloads" / "manual"
     try:
-        layout.locate(path, read_labels("labels_all.txt"))
+        layout.locate(manual_dir, read_labels("labels_all.txt"))
     except layout.LayoutError as error:
         instructions = " ".join(ds_builder.MANUAL_DOWNLOAD_INSTRUCTIONS.split())
         raise UserError(f"{error}. {instructions}") from None

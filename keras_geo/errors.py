@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a one-line message."""
+"""The exception types the CLI turns into one-line messages."""
 
 
 class UserError(Exception):
@@ -7,6 +7,14 @@ class UserError(Exception):
     The CLI prints it as one line (`keras-geo: error: <message>`) and exits 2,
     never with a traceback. Raise it for anything a user can correct: a
     missing path, a dataset that was never built, a bad flag value.
+    """
+
+
+class StorageError(Exception):
+    """A file could not be written mid-run (full disk, read-only file system).
+
+    The CLI prints it as one line naming the path and exits 1; what was
+    finished before is kept, and rerunning the same command resumes.
     """
 
 

@@ -7,10 +7,12 @@ Both kinds decode and resize with `keras_geo.export.decode_image`, so they
 give the same probabilities for the same bytes.
 """
 
+import io
 import pathlib
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from keras_geo.errors import UserError, one_line
 
@@ -148,11 +150,41 @@ def _read_image_file(path):
         raise ValueError("is a directory, not an image file") from None
     except OSError as error:
         raise ValueError(f"cannot read: {error.strerror or error}") from None
+    check_image_bytes(image_bytes)
+    return image_bytes
+
+
+def check_image_bytes(image_bytes):
+    """Raises ValueError (one line) unless the bytes are an image serving decodes.
+
+    The format is told by its signature and the size by its header (read by
+    PIL, nothing decoded), so an image above the pixel limit
+    (`tfds_geoguessr.geoguessr.limits`) is refused before it takes memory.
+    """
+    from tfds_geoguessr.geoguessr import limits
+
     if not image_bytes:
         raise ValueError("empty file, not an image")
     if not image_bytes.startswith(IMAGE_SIGNATURES) and image_bytes[8:12] != b"WEBP":
         raise ValueError("not an image (JPEG, PNG, GIF, BMP or WebP expected)")
-    return image_bytes
+    try:
+        with Image.open(io.BytesIO(image_bytes)) as image:
+            size = image.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return  # Not even the header: the decoder names it corrupt.
+    reason = limits.too_large(*size, max_pixels())
+    if reason:
+        raise ValueError(reason)
+
+
+def max_pixels():
+    """The pixel limit; UserError if `KERAS_GEO_MAX_PIXELS` is not a positive integer."""
+    from tfds_geoguessr.geoguessr import limits
+
+    try:
+        return limits.max_pixels()
+    except ValueError as error:
+        raise UserError(str(error)) from None
 
 
 def predict_files(predictor, paths, *, top_k=5):

@@ -11,3 +11,34 @@ def synthetic_data_dir(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("tfds_data")
     datasets.ensure_synthetic(str(data_dir))
     return str(data_dir)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mounts small tmpfs file systems the test owns; unmounted after it.
+
+    Yields `mount(size="4m") -> path`; `read_only(path)` remounts one
+    read-only. Skips (with the reason) unless running as root.
+    """
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs (full or read-only disk) needs root")
+    mounts = []
+
+    def mount(size="4m"):
+        path = tmp_path / f"tmpfs{len(mounts)}"
+        path.mkdir()
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True
+        )
+        mounts.append(path)
+        return path
+
+    mount.read_only = lambda path: subprocess.run(
+        ["mount", "-o", "remount,ro", str(path)], check=True
+    )
+    yield mount
+    for path in reversed(mounts):
+        subprocess.run(["umount", "-l", str(path)], check=False)

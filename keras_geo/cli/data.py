@@ -44,7 +44,9 @@ def run_build(args):
 
 
 def run_info(args):
-    from keras_geo import data_report
+    from keras_geo import data_report, paths
+
+    paths.check_writable(args.out, "--out")
 
     result = data_report.write_info(args.config, args.data_dir, args.out)
     for key in ("counts", "class_distribution", "samples"):

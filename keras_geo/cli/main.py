@@ -8,12 +8,16 @@ inside the subcommand functions so `keras-geo --help` stays fast.
 """
 
 import argparse
+import errno
 import importlib
 import os
 import sys
 
 from keras_geo import __version__
-from keras_geo.errors import UserError
+from keras_geo.errors import StorageError, UserError
+
+# A write that failed for lack of space or permission, wherever it happened.
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 SUBCOMMAND_MODULES = (
     "data",
@@ -52,6 +56,19 @@ def main(argv=None):
     except UserError as error:
         print(f"keras-geo: error: {error}", file=sys.stderr)
         return 2
+    except StorageError as error:
+        print(f"keras-geo: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        if error.errno not in _STORAGE_ERRNOS:
+            raise
+        where = f" ({error.filename})" if error.filename else ""
+        print(
+            f"keras-geo: error: {error.strerror}{where}: free space or fix the permissions, "
+            "then rerun the same command to resume.",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("keras-geo: interrupted; rerun the same command to resume.", file=sys.stderr)
         return 130

@@ -15,7 +15,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image, UnidentifiedImageError
 
-from tfds_geoguessr.geoguessr import layout, splits
+from tfds_geoguessr.geoguessr import layout, limits, splits
 
 KAGGLE_ID = "ubitquitin/geolocation-geoguessr-images-50k"
 REPORT_NAME = "build_report.json"
@@ -113,7 +113,14 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
     def _download_and_prepare(self, dl_manager, download_config=None, **kwargs):
         self._report = {"config": self.builder_config.name, "skipped": []}
         self._report["per_country"] = {s: collections.Counter() for s in splits.SPLITS}
+        # A `.zip` given as the manual dir: TFDS' `dl_manager.manual_dir` wants a folder.
+        self._manual_file = None
+        given = download_config and download_config.manual_dir
+        if given and epath.Path(given).is_file():
+            self._manual_file = epath.Path(given)
         super()._download_and_prepare(dl_manager, download_config, **kwargs)
+        if not self.builder_config.synthetic:
+            _check_examples(self.builder_config.name, self._labels(), self._report)
         report = _finish_report(self._report, self.info.splits)
         text = json.dumps(report, indent=2, ensure_ascii=False)
         (self.data_path / REPORT_NAME).write_text(text + "\n", encoding="utf-8")
@@ -122,7 +129,7 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
         if self.builder_config.synthetic:
             return self._synthetic_splits()
         try:
-            manual_dir = dl_manager.manual_dir
+            manual_dir = self._manual_file or dl_manager.manual_dir
             source = layout.locate(manual_dir, read_labels("labels_all.txt"))
         except (AssertionError, layout.LayoutError) as error:
             first_line = str(error).split(". Create it")[0].splitlines()[0]
@@ -130,6 +137,7 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
                 f"{first_line}. {' '.join(self.MANUAL_DOWNLOAD_INSTRUCTIONS.split())}"
             ) from None
         self._report["source"] = str(source)
+        self._report["manual_dir"] = str(manual_dir)
         assigned = self._assign(source)
         empty = [split for split in splits.SPLITS if not assigned[split]]
         if empty:
@@ -154,24 +162,23 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
 
     def _generate_examples(self, source, entries, split):
         size = self.builder_config.image_size
+        max_pixels = limits.max_pixels()
         counts = self._report["per_country"][split]
         with layout.reader(source) as read:
             for entry in entries:
                 try:
-                    image = squash(read(entry), size)
+                    data = read(entry)
                 except _DECODE_ERRORS as error:
-                    self._report["skipped"].append(
-                        {"file": entry.file_name, "reason": _undecodable(error)}
-                    )
+                    data, reason = None, _undecodable(error)
+                if data is not None:
+                    image, reason = encode_example(data, size, max_pixels)
+                if reason:
+                    self._report["skipped"].append({"file": entry.file_name, "reason": reason})
                     continue
                 counts[entry.folder] += 1
                 yield (
                     entry.file_name,
-                    {
-                        "image": encode_jpeg(image),
-                        "label": entry.folder,
-                        "file_name": entry.file_name,
-                    },
+                    {"image": image, "label": entry.folder, "file_name": entry.file_name},
                 )
 
     def _synthetic_splits(self):
@@ -200,17 +207,65 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
             yield key, {"image": encode_jpeg(image), "label": country, "file_name": key}
 
 
-def squash(data: bytes, size: int) -> Image.Image:
+def encode_example(data: bytes, size: int, max_pixels: int):
+    """The stored JPEG of one file, or why it is skipped.
+
+    A pure function of its arguments (no builder state), so it can run in
+    worker processes.
+
+    Returns:
+        `(jpeg_bytes, None)`, or `(None, reason)` for a file that cannot be
+        decoded, is larger than `max_pixels` or has a pixel mode serving
+        cannot decode.
+    """
+    try:
+        return encode_jpeg(squash(data, size, max_pixels=max_pixels)), None
+    except _DECODE_ERRORS as error:
+        return None, _undecodable(error)
+
+
+class Unusable(ValueError):
+    """A decodable image that is not stored; the message is the report's reason."""
+
+
+def squash(data: bytes, size: int, *, max_pixels: int | None = None) -> Image.Image:
     """Decodes an image file and squashes it to `size` x `size` RGB.
 
     PIL's bilinear resize, antialiased when shrinking: what torchvision's
     `Resize((224, 224))` did to the PIL frames in the paper. Raises OSError
-    (or SyntaxError, ValueError) for data PIL cannot fully decode.
+    (or SyntaxError, ValueError) for data PIL cannot fully decode, and
+    `Unusable` for an image above `max_pixels` (checked before decoding) or
+    with a mode `to_rgb` refuses.
     """
     with Image.open(io.BytesIO(data)) as image:
+        reason = max_pixels and limits.too_large(*image.size, max_pixels)
+        if reason:
+            raise Unusable(reason)
         image.load()
-        rgb = image.convert("RGB")
+        rgb = to_rgb(image)
     return rgb.resize((size, size), Image.BILINEAR)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """`image` as RGB, with the pixels serving's `tf.io.decode_image(channels=3)` gives.
+
+    PIL's own `convert("RGB")` agrees with TensorFlow for modes 1, L, LA, P,
+    RGB, RGBA and CMYK, but clips 16-bit grey (`I;16`) to white where
+    TensorFlow (libpng) keeps the high byte. 32-bit modes (`I`, `F`: TIFF and
+    the like, which serving cannot decode at all) are refused.
+
+    Raises:
+        Unusable: `image.mode` is `I` or `F`.
+    """
+    if image.mode.startswith("I;16"):
+        grey = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode in ("I", "F"):
+        raise Unusable(
+            f"unsupported mode: {image.mode} (32-bit pixels) is not decoded by serving; "
+            "save the image as 8-bit RGB"
+        )
+    return image.convert("RGB")
 
 
 _DECODE_ERRORS = (
@@ -223,6 +278,8 @@ _DECODE_ERRORS = (
 
 
 def _undecodable(error) -> str:
+    if isinstance(error, Unusable):
+        return str(error)
     if isinstance(error, UnidentifiedImageError):
         return "undecodable: not an image format PIL reads"
     return f"undecodable: {error}"
@@ -280,6 +337,20 @@ def _finish_report(report, split_infos):
         split: dict(sorted(counts.items())) for split, counts in report["per_country"].items()
     }
     return report
+
+
+def _check_examples(config_name, labels, report):
+    """Raises BuildError if a country of `labels` got no example (all files skipped)."""
+    stored = collections.Counter()
+    for counts in report["per_country"].values():
+        stored.update(counts)
+    empty = [country for country in labels if not stored[country]]
+    if empty:
+        raise BuildError(
+            f"config {config_name!r}: no usable image for {len(empty)} countries: "
+            f"{', '.join(empty)} (every file was skipped as undecodable, too large or of "
+            "an unsupported mode). Replace those files, or use another config."
+        )
 
 
 def _check_folders(config_name, labels, by_folder):

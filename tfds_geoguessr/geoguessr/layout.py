@@ -5,16 +5,24 @@ The manual dir may hold any of the three layouts a user ends up with:
 1. the country folders directly (`<manual_dir>/<Country>/*.jpg`),
 2. the extracted archive (`<manual_dir>/compressed_dataset/<Country>/...`,
    also one level deeper, e.g. `<manual_dir>/<anything>/compressed_dataset/`),
-3. the zip as downloaded (`<manual_dir>/*.zip`), read in place with `zipfile`.
+3. the zip as downloaded (`<manual_dir>/*.zip`, or the `.zip` itself given
+   as the manual dir), read in place with `zipfile`.
 
 Folders are preferred over a zip when both are present (no decompression
-cost). Only `etils.epath` and `zipfile` touch the file system, so the TFDS
-test harness (which mocks `os` and `open`) and remote file systems work.
+cost). `etils.epath` and `zipfile` read the file system, so remote file
+systems work; `os.stat` tells links, loops and FIFOs apart on local ones.
+
+Listing never stops at one odd entry: a name that is not UTF-8, a symbolic
+link that loops or points nowhere, a FIFO or socket, an unreadable folder
+each become an `Entry` with a `problem` (reported by a printable name, never
+read), and folders reached twice through symbolic links are listed once.
 """
 
 import collections
 import contextlib
 import dataclasses
+import os
+import stat
 import zipfile
 
 from etils import epath
@@ -51,15 +59,31 @@ class Entry:
     relpath: str  # Posix path inside that folder, e.g. "canvas_1.jpg".
     size: int  # Bytes.
     location: str  # Absolute path (dir) or member name (zip).
+    problem: str | None = None  # Why it cannot be read as a file, if so.
 
     @property
     def file_name(self) -> str:
-        """`<Country>/<file>`: the example key and `file_name` feature."""
-        return f"{self.folder}/{self.relpath}"
+        """`<Country>/<file>`: the example key and `file_name` feature (printable)."""
+        return printable(f"{self.folder}/{self.relpath}")
+
+
+def printable(name: str) -> str:
+    """`name` with bytes that are not UTF-8 shown as `\\xNN` escapes.
+
+    File names that are not valid UTF-8 reach Python as lone surrogates
+    (`os.fsdecode`), which cannot be written to JSON or used as example keys.
+
+    Example: `printable("caf\\udce9.jpg") == "caf\\\\xe9.jpg"`.
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def skip_reason(entry: Entry) -> str | None:
     """Why a listed file is not even tried as an image, or None."""
+    if entry.problem:
+        return entry.problem
+    if printable(entry.relpath) != entry.relpath:
+        return "file name is not valid UTF-8"
     parts = entry.relpath.split("/")
     name = parts[-1]
     if name in SYSTEM_FILES or name.startswith("._"):
@@ -83,18 +107,31 @@ def locate(manual_dir, countries) -> Source:
         LayoutError: nothing in `manual_dir` looks like the Kaggle data.
     """
     manual_dir = epath.Path(manual_dir)
+    countries = set(countries)
+    if manual_dir.is_file():
+        return _zip_source(manual_dir, countries)
     if not manual_dir.is_dir() or not any(manual_dir.iterdir()):
         raise LayoutError(f"manual dir {manual_dir} does not exist or is empty")
-    countries = set(countries)
     for root in _candidate_roots(manual_dir):
         if root.is_dir() and any(c.is_dir() and c.name in countries for c in root.iterdir()):
             return Source("dir", root)
     zips = sorted(p for p in manual_dir.iterdir() if p.name.lower().endswith(".zip"))
+    corrupt = []
     for path in zips:
-        prefix = _zip_prefix(path, countries)
-        if prefix is not None:
-            return Source("zip", path, prefix)
+        try:
+            return _zip_source(path, countries)
+        except LayoutError as error:
+            corrupt.append(error)
+    if corrupt:
+        raise corrupt[0]
     raise LayoutError(f"no country folders, {KAGGLE_FOLDER}/ or Kaggle .zip found in {manual_dir}")
+
+
+def _zip_source(path, countries):
+    prefix = _zip_prefix(path, countries)
+    if prefix is None:
+        raise LayoutError(f"no country folders found in the zip {path}")
+    return Source("zip", path, prefix)
 
 
 def _candidate_roots(manual_dir):
@@ -111,8 +148,10 @@ def _zip_prefix(path, countries):
     try:
         with path.open("rb") as fobj, zipfile.ZipFile(fobj) as archive:
             names = archive.namelist()
-    except zipfile.BadZipFile:
-        return None
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise LayoutError(
+            f"{path} is not a readable zip: corrupt or truncated ({error}); download it again"
+        ) from None
     prefixes = collections.Counter()
     for name in names:
         parts = name.split("/")
@@ -136,21 +175,75 @@ def list_files(source: Source):
     if source.kind == "zip":
         return _list_zip(source)
     entries, outside = [], []
+    seen = {_identity(source.path)}
     for child in sorted(source.path.iterdir()):
-        if child.is_dir():
-            entries.extend(_walk(child, child.name, ""))
+        if _kind(child) == "dir" and _visit(child, seen):
+            entries.extend(_walk(child, printable(child.name), "", seen))
         else:
-            outside.append(child.name)
+            outside.append(printable(child.name))
     return entries, outside
 
 
-def _walk(directory, folder, prefix):
-    for child in sorted(directory.iterdir()):
+def _walk(directory, folder, prefix, seen):
+    """Yields an `Entry` per file below `directory`; `seen`: real folders listed."""
+    try:
+        children = sorted(directory.iterdir())
+    except OSError as error:
+        yield Entry(folder, prefix or ".", 0, str(directory), f"unreadable folder: {error}")
+        return
+    for child in children:
         relpath = prefix + child.name
-        if child.is_dir():
-            yield from _walk(child, folder, relpath + "/")
+        kind = _kind(child)
+        if kind == "dir":
+            if _visit(child, seen):
+                yield from _walk(child, folder, relpath + "/", seen)
+            else:
+                yield Entry(
+                    folder,
+                    relpath,
+                    0,
+                    str(child),
+                    "symbolic link to a folder already listed (loop)",
+                )
+        elif kind == "file":
+            try:
+                yield Entry(folder, relpath, child.stat().length, str(child))
+            except OSError as error:
+                yield Entry(folder, relpath, 0, str(child), f"unreadable: {error}")
         else:
-            yield Entry(folder, relpath, child.stat().length, str(child))
+            yield Entry(folder, relpath, 0, str(child), kind)
+
+
+def _kind(path):
+    """ "dir", "file" (regular; links followed), or why `path` is neither."""
+    if "://" in str(path):  # Remote file systems have no links, FIFOs or loops.
+        return "dir" if path.is_dir() else "file"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if os.path.islink(path):
+            return "symbolic link loop or to nothing"
+        return f"unreadable: {error.strerror}"
+    if stat.S_ISDIR(mode):
+        return "dir"
+    return "file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _identity(path):
+    """What makes a folder the same folder, whatever links lead to it."""
+    if "://" in str(path):
+        return str(path)
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
+
+
+def _visit(directory, seen):
+    """Adds `directory` to `seen`; False if it was there (a link loop)."""
+    identity = _identity(directory)
+    if identity in seen:
+        return False
+    seen.add(identity)
+    return True
 
 
 def _list_zip(source):
