@@ -10,6 +10,7 @@ import dataclasses
 import json
 from typing import Literal
 
+from keras_geo import paths
 from keras_geo.errors import UserError
 
 MIN_IMAGE_SIZE = 32  # The smallest input keras.applications.ResNet50 accepts.
@@ -72,9 +73,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def to_json(self, path):
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
-            f.write("\n")
+        paths.write_json(path, self.to_dict())
 
     @classmethod
     def from_json(cls, path):

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_geo import datasets  # noqa: E402
+from keras_geo import datasets, paths  # noqa: E402
 
 SPLITS = ("train", "validation", "test")
 
@@ -41,7 +41,7 @@ def split_counts(dataset: str, data_dir=None) -> dict:
 
 def write_counts_csv(path, class_names, counts) -> None:
     """One row per country: `country,train,validation,test,total`."""
-    with open(path, "w", newline="", encoding="utf-8") as fobj:
+    with paths.atomic_write(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fobj:
         writer = csv.writer(fobj)
         writer.writerow(["country", *SPLITS, "total"])
         for i, name in enumerate(class_names):
@@ -59,8 +59,7 @@ def plot_class_distribution(path, class_names, train_counts, title) -> None:
     ax.set_title(f"{title}\n(largest class: {share:.1%} of train)")
     ax.tick_params(axis="x", labelrotation=90, labelsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, dpi=120)
 
 
 def sample_images(dataset, data_dir=None, count=20, max_read=5000):
@@ -84,8 +83,15 @@ def plot_samples(path, samples, class_names, columns=5) -> None:
         ax.imshow(image)
         ax.set_title(class_names[label], fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path, dpi=100)
+
+
+def _save(fig, path, dpi):
+    try:
+        with paths.atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
 
 
 def write_info(dataset: str, data_dir, out_dir) -> dict:

@@ -17,16 +17,15 @@ and `RUN_DIR/plots/`: `confusion_matrix_<split>.png` (rows normalised),
 `per_country_accuracy_<split>.png`, `training_curves.png`.
 """
 
-import json
 import pathlib
 
 import numpy as np
 
-from keras_geo import runs
+from keras_geo import paths, runs
 from keras_geo.errors import UserError
 
 
-def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="auto"):
+def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="auto", write=True):
     """Evaluates the run's model on `split`; writes metrics and figures.
 
     Args:
@@ -35,6 +34,8 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
         model: the model to evaluate; default: the run's `model.keras`.
         batch_size: default: the run config's batch size.
         verbose: `"auto"`/1 shows a progress bar, 0 none.
+        write: False computes and returns the metrics without writing
+            anything (a read-only run directory).
 
     Returns:
         The metrics dict written to `metrics/<split>.json`.
@@ -59,11 +60,9 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
     metrics = compute_metrics(labels, probabilities, class_names)
     phase = runs.read_model_record(run_dir).get("phase")
     metrics = {"split": split, "dataset": config.dataset, "model_phase": phase, **metrics}
-    path = runs.metrics_path(run_dir, split)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(metrics, f, indent=2)
-        f.write("\n")
+    if not write:
+        return metrics
+    paths.write_json(runs.metrics_path(run_dir, split), metrics, sort_keys=False)
     write_plots(run_dir, split, metrics, class_names)
     return metrics
 

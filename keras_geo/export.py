@@ -39,24 +39,82 @@ import tensorflow as tf
 
 from keras_geo import __version__
 from keras_geo.errors import UserError
+from tfds_geoguessr.geoguessr import limits
 
 METADATA_DIR = "assets.extra"
 SIGNATURES = ("serving_default", "serve_pixels", "metadata")
 
 
-def decode_image(image_bytes, *, image_size):
+def decode_image(image_bytes, *, image_size, max_pixels=None):
     """Decodes one encoded image and resizes it exactly as evaluation does.
+
+    The size an image declares in its header is checked before decoding: an
+    image above `max_pixels` fails with `InvalidArgumentError` ("image too
+    large: ...") instead of taking gigabytes of memory.
 
     Args:
         image_bytes: scalar `tf.string`, an encoded JPEG, PNG, GIF (first
             frame), BMP or WebP image of any size.
         image_size: side of the square model input, pixels.
+        max_pixels: the pixel limit; None: `limits.max_pixels()` (read when
+            traced, so an export keeps the limit it was exported with).
 
     Returns:
         float32 `[image_size, image_size, 3]` RGB pixels in 0-255.
     """
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    limit = limits.max_pixels() if max_pixels is None else max_pixels
+    check = tf.debugging.assert_less_equal(
+        declared_pixels(image_bytes),
+        tf.constant(limit, tf.int64),
+        message=f"image too large: above the limit of {limit / 1e6:.1f} MP "
+        f"({limits.MAX_PIXELS_ENV})",
+    )
+    with tf.control_dependencies([check]):
+        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     return _resize(image, image_size)
+
+
+def declared_pixels(image_bytes):
+    """Width x height from an encoded image's header (int64; 0 if unknown).
+
+    Reads the first 30 bytes only: PNG (IHDR), GIF, BMP and WebP (VP8, VP8L,
+    VP8X) headers, and JPEG through `tf.image.extract_jpeg_shape`.
+    """
+    head = tf.io.decode_raw(tf.strings.substr(image_bytes + b"\0" * 30, 0, 30), tf.uint8)
+    head = tf.cast(head, tf.int64)
+
+    def number(start, length, big_endian=False):
+        order = range(length - 1, -1, -1) if big_endian else range(length)
+        return sum(head[start + i] * 256**k for k, i in enumerate(order))
+
+    def starts(prefix, at=0):
+        return tf.equal(tf.strings.substr(image_bytes, at, len(prefix)), prefix)
+
+    vp8l_bits = number(21, 4)
+    sizes = [
+        (starts(b"\x89PNG"), number(16, 4, True) * number(20, 4, True)),
+        (starts(b"GIF8"), number(6, 2) * number(8, 2)),
+        (starts(b"BM"), tf.abs(_int32(number(18, 4))) * tf.abs(_int32(number(22, 4)))),
+        (starts(b"VP8X", 12), (number(24, 3) + 1) * (number(27, 3) + 1)),
+        (starts(b"VP8 ", 12), (number(26, 2) % 16384) * (number(28, 2) % 16384)),
+        (
+            starts(b"VP8L", 12),
+            (vp8l_bits % 16384 + 1) * ((vp8l_bits // 16384) % 16384 + 1),
+        ),
+    ]
+    pixels = tf.cond(
+        starts(b"\xff\xd8"),
+        lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(image_bytes)[:2], tf.int64)),
+        lambda: tf.constant(0, tf.int64),
+    )
+    for matches, size in sizes:
+        pixels = tf.where(matches, size, pixels)
+    return pixels
+
+
+def _int32(value):
+    """An unsigned 32-bit header field read as signed (BMP heights may be negative)."""
+    return tf.where(value >= 2**31, value - 2**32, value)
 
 
 def _resize(image, image_size):
@@ -172,6 +230,7 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
     out_dir = pathlib.Path(out_dir)
     check_out_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(out_dir)
     tmp_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     _chmod_like_mkdir(tmp_dir)
     try:
@@ -186,6 +245,13 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return out_dir
+
+
+def remove_leftovers(out_dir):
+    """Deletes the temporary folders of killed exports to `out_dir` (`.<name>.XXXXXXXX`)."""
+    for path in out_dir.parent.glob(f".{out_dir.name}.{'[a-z0-9_]' * 8}"):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def check_out_dir(out_dir, overwrite):
@@ -237,6 +303,7 @@ def _write_metadata(directory, class_names, coordinates, image_size, k):
         "image_size": image_size,
         "top_k": k,
         "num_classes": len(class_names),
+        "max_pixels": limits.max_pixels(),
         "signatures": list(SIGNATURES),
     }
     (directory / "keras_geo_export.json").write_text(json.dumps(info, indent=2) + "\n")

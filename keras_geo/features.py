@@ -32,7 +32,7 @@ import re
 import keras
 import numpy as np
 
-from keras_geo import pipeline
+from keras_geo import paths, pipeline
 from keras_geo.model import backbone, feature_extractor, head
 
 CACHE_FORMAT = 1
@@ -114,11 +114,8 @@ def cached_features(
             if json.loads(str(data["meta"])) == meta:
                 return data["features"], data["labels"]
     features, labels = extract_features(model, ds, batch_size=batch_size, verbose=verbose)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with paths.atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, features=features, labels=labels, meta=json.dumps(meta, sort_keys=True))
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
     return features, labels
 
 

@@ -66,12 +66,13 @@ def storage_error(error, path):
 
 
 @contextlib.contextmanager
-def atomic_write(path):
+def atomic_write(path, *, optional=False):
     """Yields a temporary path next to `path`; renames it to `path` on success.
 
     The temporary name keeps `path`'s suffix (`.tmp-<pid>-model.keras`), so
     writers that check the extension accept it. On any error the temporary
-    file (or folder) is removed and `path` is left as it was.
+    file (or folder) is removed and `path` is left as it was. With
+    `optional`, a block that wrote nothing leaves `path` as it was.
 
     Raises:
         StorageError: writing failed with an `OSError` (disk full, read-only).
@@ -81,11 +82,32 @@ def atomic_write(path):
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
-        os.replace(tmp, path)
+        if not (optional and not tmp.exists()):
+            os.replace(tmp, path)
     except OSError as error:
         raise storage_error(error, path) from error
     finally:
         _remove(tmp)
+
+
+def check_space(path, nbytes):
+    """Raises `StorageError` unless `path`'s file system has room for `nbytes` (+5%).
+
+    Some writers (h5py) crash instead of failing cleanly when the disk fills
+    up halfway through a file; checking first keeps the error one line.
+    """
+    path = pathlib.Path(path)
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    needed = int(nbytes * 1.05) + 2**20
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise StorageError(
+            f"cannot write {path} (No space left on device: it needs about "
+            f"{needed / 2**20:.0f} MiB, {free / 2**20:.0f} MiB are free): free space, "
+            "then rerun the same command to resume."
+        )
 
 
 def write_text(path, text):

@@ -15,6 +15,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from keras_geo import paths  # noqa: E402
+
+
+def _save(fig, path):
+    """Writes `fig` to `path` atomically and closes it."""
+    try:
+        with paths.atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
+
+
 _PHASE_TITLES = {"frozen": "Feature extraction", "finetune": "Fine tuning"}
 
 
@@ -49,8 +61,7 @@ def training_curves(histories, path):
             ax.grid(alpha=0.3)
             ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -92,8 +103,7 @@ def confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
             )
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true row")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -114,6 +124,5 @@ def per_country_accuracy(recall, support, class_names, path, title="Per-country 
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
     return path

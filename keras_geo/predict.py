@@ -126,7 +126,11 @@ def predict_file(predictor, path, *, top_k=5):
     image_bytes = _read_image_file(path)
     try:
         probabilities = predictor.probabilities(image_bytes)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+        text = str(error.message)
+        if "image too large" in text:  # The SavedModel's own pixel limit.
+            reason = text[text.index("image too large") :].split("]")[0]
+            raise ValueError(one_line(reason)) from None
         raise ValueError("corrupt or truncated image: the decoder failed") from None
     order = np.argsort(-probabilities, kind="stable")[:top_k]
     coordinates = predictor.coordinates

@@ -27,6 +27,7 @@ import json
 import pathlib
 import zipfile
 
+from keras_geo import paths
 from keras_geo.config import TrainConfig
 from keras_geo.errors import UserError, one_line
 
@@ -37,6 +38,20 @@ MODEL_FILE = "model.keras"
 MODEL_RECORD_FILE = "model.json"
 _EMBEDDED_CLASS_NAMES = "keras_geo/class_names.json"
 _EMBEDDED_CONFIG = "keras_geo/train_config.json"
+# What `train` writes into a run directory: `train --overwrite` deletes these.
+TRAINING_OUTPUTS = (
+    CONFIG_FILE,
+    CLASS_NAMES_FILE,
+    PHASES_DONE_FILE,
+    MODEL_FILE,
+    MODEL_RECORD_FILE,
+    "history",
+    "checkpoints",
+    "backup",
+    "metrics",
+    "plots",
+    "features",
+)
 # Fields that say where things are, not what is trained: may change on resume.
 _LOCATION_FIELDS = ("data_dir",)
 
@@ -72,34 +87,54 @@ def stored_config(run_dir):
         raise UserError(f"{path} is not a valid run config ({error}).") from None
 
 
-def prepare_run_dir(config, run_dir):
+def prepare_run_dir(config, run_dir, *, overwrite=False):
     """Creates `run_dir` and writes `config.json`, refusing a different run.
+
+    A run directory in which nothing was trained yet (e.g. its first command
+    failed on a bad `--weights` file) takes the new config.
 
     Args:
         config: the requested `TrainConfig`.
         run_dir: path; created if missing.
+        overwrite: delete the run's training outputs first (`TRAINING_OUTPUTS`;
+            a search in `tuning/` and any other file are kept).
 
     Returns:
         The run directory as a `pathlib.Path`.
 
     Raises:
-        UserError: `run_dir` holds a run whose config differs from `config`
-            (other than the data location), or is a file.
+        UserError: `run_dir` is not a writable directory, or holds a trained
+            run whose config differs from `config` (other than the data
+            location).
     """
     run_dir = pathlib.Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--run-dir {run_dir} is a file; pass a directory.")
+    paths.check_writable(run_dir, "--run-dir")
+    if overwrite:
+        for name in TRAINING_OUTPUTS:
+            paths.remove_leftovers(run_dir, name)
     previous = stored_config(run_dir)
-    if previous is not None:
+    if previous is not None and has_trained(run_dir):
         diff = config_diff(previous, config)
         if diff:
             raise UserError(
                 f"Run directory {run_dir} holds a run with a different config "
-                f"({'; '.join(diff)}); pass a new --run-dir or the same settings."
+                f"({'; '.join(diff)}); pass a new --run-dir, the same settings, or "
+                "--overwrite to start it afresh."
             )
     run_dir.mkdir(parents=True, exist_ok=True)
     config.to_json(run_dir / CONFIG_FILE)
     return run_dir
+
+
+def has_trained(run_dir):
+    """True once the run has finished an epoch (history, checkpoint, backup) or a phase."""
+    run_dir = pathlib.Path(run_dir)
+    if (run_dir / PHASES_DONE_FILE).is_file() or (run_dir / MODEL_FILE).is_file():
+        return True
+    return any(
+        (run_dir / folder).is_dir() and any((run_dir / folder).iterdir())
+        for folder in ("history", "checkpoints", "backup")
+    )
 
 
 def config_diff(stored, requested):
@@ -163,12 +198,16 @@ def read_history(run_dir, phase):
 
 
 def save_model(model, path, class_names, config=None):
-    """Saves `model` as `.keras` with class names (and config) embedded."""
-    model.save(path)
-    with zipfile.ZipFile(path, "a") as archive:
-        archive.writestr(_EMBEDDED_CLASS_NAMES, json.dumps(list(class_names)))
-        if config is not None:
-            archive.writestr(_EMBEDDED_CONFIG, json.dumps(config.to_dict()))
+    """Saves `model` as `.keras` with class names (and config) embedded, atomically."""
+    from keras_geo import checkpoints
+
+    paths.check_space(path, checkpoints.weights_nbytes(model))
+    with paths.atomic_write(path) as tmp:
+        model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(_EMBEDDED_CLASS_NAMES, json.dumps(list(class_names)))
+            if config is not None:
+                archive.writestr(_EMBEDDED_CONFIG, json.dumps(config.to_dict()))
 
 
 def load_model(path):
@@ -241,9 +280,4 @@ def _read_json(path):
 
 
 def _write_json(path, value):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
-    tmp.replace(path)
+    paths.write_json(path, value)

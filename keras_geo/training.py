@@ -45,6 +45,7 @@ def train(
     verbose="auto",
     steps_per_epoch=None,
     feature_cache_dir=None,
+    overwrite=False,
 ):
     """Trains both phases of `config` into `run_dir` and evaluates the test split.
 
@@ -59,6 +60,8 @@ def train(
         feature_cache_dir: where the frozen phase's feature cache lives;
             default `RUN_DIR/features` (files are keyed by the backbone's
             weights, dataset, split and image size, so runs may share one).
+        overwrite: start afresh: delete what a previous run trained into
+            `run_dir` (`runs.TRAINING_OUTPUTS`) first.
 
     Returns:
         The trained `keras.Model` (best weights of the last phase run).
@@ -67,7 +70,7 @@ def train(
 
     from keras_geo import evaluation
 
-    run_dir = runs.prepare_run_dir(config, run_dir)
+    run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
     keras.utils.set_random_seed(config.seed)
     with _dtype_policy(config.mixed_precision):
         strategy = make_strategy(config.strategy)
@@ -193,8 +196,9 @@ def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
     if epochs > 0 and best.is_file():
         model.load_weights(best)
     else:
-        best.parent.mkdir(parents=True, exist_ok=True)
-        model.save_weights(best)
+        from keras_geo import checkpoints
+
+        checkpoints.save_weights(model, best)
     history = runs.read_history(run_dir, phase)
     runs.mark_phase_done(
         run_dir,
@@ -270,8 +274,11 @@ def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
 
 
 def _phase_callbacks(run_dir, phase):
-    """CSV history, best checkpoint by val_accuracy, and backup for resuming."""
-    import keras
+    """CSV history, best checkpoint by val_accuracy, and backup for resuming.
+
+    Keras' own callbacks, writing each file atomically (`keras_geo.checkpoints`).
+    """
+    from keras_geo import checkpoints
 
     backup = runs.backup_dir(run_dir, phase)
     history = runs.history_path(run_dir, phase)
@@ -284,8 +291,8 @@ def _phase_callbacks(run_dir, phase):
     best.parent.mkdir(parents=True, exist_ok=True)
     best_so_far = _best_val_accuracy(runs.read_history(run_dir, phase))
     return [
-        keras.callbacks.CSVLogger(str(history), append=True),
-        keras.callbacks.ModelCheckpoint(
+        checkpoints.AtomicCSVLogger(str(history), append=True),
+        checkpoints.AtomicModelCheckpoint(
             str(best),
             monitor="val_accuracy",
             mode="max",
@@ -293,7 +300,7 @@ def _phase_callbacks(run_dir, phase):
             save_weights_only=True,
             initial_value_threshold=best_so_far,
         ),
-        keras.callbacks.BackupAndRestore(str(backup)),
+        checkpoints.AtomicBackupAndRestore(str(backup)),
     ]
 
 

@@ -19,12 +19,13 @@ Distributed search uses KerasTuner's chief/worker mode unchanged: set
 import json
 import os
 import re
+import socket
 import time
 
 import keras
 import keras_tuner
 
-from keras_geo import tuning_report
+from keras_geo import paths, tuning_report
 from keras_geo.config import MIN_IMAGE_SIZE
 from keras_geo.errors import UserError
 
@@ -45,6 +46,8 @@ HYPERPARAMETERS = tuple(DEFAULTS)
 OBJECTIVE = "val_accuracy"  # Not val_loss: alpha rescales the loss.
 PHASES = ("finetune", "frozen")
 PROJECT_NAME = "search"
+CHIEF_TIMEOUT_ENV = "KERAS_GEO_CHIEF_TIMEOUT"  # Seconds a worker waits for its chief.
+CHIEF_TIMEOUT_S = 120
 SIDE_CAR = "keras_geo.json"  # Per-trial record written by the tuner that ran it.
 CONFIG_FILE = "search_config.json"
 # TrainConfig fields that a search keeps fixed (a resume must not change them).
@@ -264,9 +267,9 @@ class GeoTuner(keras_tuner.RandomSearch):
             "wall_time_s": round(wall_time, 1),
             "tuner_id": self.tuner_id,
         }
-        path = os.path.join(self.get_trial_dir(trial.trial_id), SIDE_CAR)
-        with open(path, "w") as f:
-            json.dump(record, f, indent=2)
+        paths.write_json(
+            os.path.join(self.get_trial_dir(trial.trial_id), SIDE_CAR), record, sort_keys=False
+        )
         super().on_trial_end(trial)  # The oracle scores the trial here.
         self._print_progress(trial, record)
         if not self._is_worker():
@@ -301,7 +304,66 @@ def distributed_role():
                 "KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT, "
                 "or none."
             )
+    chief_address()  # A bad port fails now, not as a hang or a traceback.
     return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
+
+
+def chief_address():
+    """`(ip, port)` of the chief's oracle from KerasTuner's env vars."""
+    port = os.environ["KERASTUNER_ORACLE_PORT"].strip()
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(
+            f"KERASTUNER_ORACLE_PORT must be a port number, 1-65535. Received: {port!r}"
+        )
+    return os.environ["KERASTUNER_ORACLE_IP"], int(port)
+
+
+def chief_timeout():
+    """Seconds a worker waits for its chief: `$KERAS_GEO_CHIEF_TIMEOUT`, default 120."""
+    text = os.environ.get(CHIEF_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(text) if text else CHIEF_TIMEOUT_S
+    except ValueError:
+        value = -1
+    if not value > 0:
+        raise UserError(f"{CHIEF_TIMEOUT_ENV} must be a number of seconds > 0. Received: {text!r}")
+    return value
+
+
+def wait_for_chief(timeout_s=None):
+    """Returns once the chief's oracle accepts connections (a worker, before `search`).
+
+    KerasTuner's worker would otherwise wait for an unreachable chief forever,
+    silently.
+
+    Args:
+        timeout_s: give up after this many seconds; default `chief_timeout()`.
+
+    Raises:
+        UserError: nothing answered at the chief's address in time.
+    """
+    ip, port = chief_address()
+    timeout_s = chief_timeout() if timeout_s is None else timeout_s
+    print(
+        f"worker: waiting for the KerasTuner chief at {ip}:{port} "
+        f"(up to {timeout_s:g} s; {CHIEF_TIMEOUT_ENV} sets it)",
+        flush=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            with socket.create_connection((ip, port), timeout=max(0.1, min(5.0, remaining))):
+                return
+        except OSError as error:
+            reason = error.strerror or str(error) or type(error).__name__
+        if remaining <= 0:
+            raise UserError(
+                f"no KerasTuner chief answered at {ip}:{port} within {timeout_s:g} s "
+                f"({reason}): start the chief (KERASTUNER_TUNER_ID=chief) first, check "
+                f"KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT, or raise {CHIEF_TIMEOUT_ENV}."
+            )
+        time.sleep(min(1.0, max(remaining, 0.0)))
 
 
 def enable_memory_growth():
@@ -330,9 +392,7 @@ def _check_search_config(tuning_dir, settings, overwrite, role):
                 "or another --run-dir."
             )
     if role != "worker":
-        os.makedirs(tuning_dir, exist_ok=True)
-        with open(path, "w") as f:
-            json.dump(settings, f, indent=2, sort_keys=True)
+        paths.write_json(path, settings)
 
 
 def _load_data(config, max_examples):
@@ -408,6 +468,9 @@ def search(
             ".h5, imagenet or none"
         )
     role = distributed_role()
+    paths.check_writable(run_dir, "--run-dir")
+    if role == "worker":
+        wait_for_chief()
     tuning_dir = os.path.join(run_dir, "tuning")
     overwrite = overwrite and role != "worker"  # Only the chief may delete.
     settings = {

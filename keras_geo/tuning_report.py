@@ -19,6 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from keras_geo import paths  # noqa: E402
+
 HYPERPARAMETERS = ("batch_size", "learning_rate", "weight_decay", "alpha")
 OBJECTIVE = "val_accuracy"
 EXTRA_METRICS = ("val_top5_accuracy", "val_mean_km")
@@ -135,7 +137,8 @@ def best_trial(rows):
 def write_trials_csv(tuning_dir, rows=None):
     """Writes `tuning_dir/trials.csv` and returns the rows."""
     rows = load_trials(tuning_dir) if rows is None else rows
-    with open(os.path.join(tuning_dir, "trials.csv"), "w", newline="") as f:
+    path = os.path.join(tuning_dir, "trials.csv")
+    with paths.atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         for row in rows:
@@ -161,9 +164,7 @@ def write_report(tuning_dir):
     hparams["batch_size"] = int(hparams["batch_size"])
     for name in ("learning_rate", "weight_decay", "alpha"):
         hparams[name] = float(hparams[name])
-    with open(best_path, "w") as f:
-        json.dump(hparams, f, indent=2)
-        f.write("\n")
+    paths.write_json(best_path, hparams, sort_keys=False)
     plot_search(rows, best, os.path.join(tuning_dir, "search.png"))
     return hparams
 
@@ -211,8 +212,11 @@ def plot_search(rows, best, path):
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Random search: {len(done)} completed, {len(failed)} failed trials")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with paths.atomic_write(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _fmt(value):

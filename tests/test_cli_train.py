@@ -114,6 +114,7 @@ def test_run_dir_of_another_config_is_refused(tmp_path, capsys):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     TrainConfig(dataset="geoguessr/synthetic", epochs_frozen=3).to_json(run_dir / "config.json")
+    (run_dir / "phases_done.json").write_text('{"frozen": {}}')  # Something was trained.
     before = (run_dir / "config.json").read_text()
     argv = ["train", "--run-dir", str(run_dir), "--epochs-frozen", "4"]
     _fails(capsys, argv, "different config")

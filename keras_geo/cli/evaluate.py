@@ -26,11 +26,28 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from keras_geo import evaluation
+    import json
+    import sys
+
+    from keras_geo import evaluation, paths
     from keras_geo.cli.train import format_summary
     from keras_geo.errors import UserError
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"`--batch-size` must be >= 1. Received: {args.batch_size}")
-    metrics = evaluation.evaluate(args.run_dir, args.split, batch_size=args.batch_size)
-    print(format_summary(args.run_dir, metrics, args.split))
+    try:
+        paths.check_writable(args.run_dir, "--run-dir")
+        unwritable = None
+    except UserError as error:  # Still evaluate: the metrics go to stdout instead.
+        unwritable = error
+    metrics = evaluation.evaluate(
+        args.run_dir, args.split, batch_size=args.batch_size, write=unwritable is None
+    )
+    if unwritable is None:
+        print(format_summary(args.run_dir, metrics, args.split))
+        return 0
+    print(json.dumps(metrics, indent=2))
+    print(
+        f"keras-geo: error: metrics and figures printed, not written: {unwritable}", file=sys.stderr
+    )
+    return 1

@@ -47,7 +47,7 @@ def run(args):
 
     if args.top_k < 1:
         raise UserError(f"`--top-k` must be >= 1. Received: --top-k {args.top_k}")
-    from keras_geo import export, runs
+    from keras_geo import export, paths, runs
 
     source = pathlib.Path(args.run_dir)
     if not source.exists():
@@ -58,6 +58,7 @@ def run(args):
     if _inside(source, out):
         raise UserError(f"--out {out} holds --run-dir {source}: choose another --out.")
     export.check_out_dir(out, args.overwrite)  # Before the slow model load.
+    paths.check_writable(out, "--out")
     model, class_names, config = runs.load_model(source)
     image_size = model.input_shape[1] or config.image_size
     export.export_saved_model(

@@ -4,7 +4,9 @@ Config precedence, lowest first: `TrainConfig` defaults (or, with no
 `--experiment`, the run directory's own `config.json` when resuming),
 `--experiment NAME`, `--hparams FILE` (JSON object of `TrainConfig` fields,
 e.g. a tuner's `best.json`), explicit flags. A run directory that holds a
-different config is refused; `keras-geo train --run-dir DIR` alone resumes it.
+different config is refused (one where nothing was trained yet takes the new
+config); `keras-geo train --run-dir DIR` alone resumes it, `--overwrite`
+starts it afresh.
 """
 
 import json
@@ -44,6 +46,11 @@ def add_train_arguments(parser):
     parser.add_argument("--run-dir", required=True, help="run directory (created or resumed)")
     parser.add_argument("--experiment", help="start from keras_geo.experiments.NAME")
     parser.add_argument("--hparams", help="JSON file of TrainConfig field overrides")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh: delete what a previous run trained into RUN_DIR (keeps tuning/)",
+    )
     for flag, kind, text in _VALUE_FLAGS:
         parser.add_argument(flag, type=kind, default=None, help=text)
     parser.add_argument(
@@ -88,7 +95,7 @@ def run(args):
     from keras_geo import training
 
     config = resolve_config(args)
-    training.train(config, args.run_dir)
+    training.train(config, args.run_dir, overwrite=args.overwrite)
     _print_summary(args.run_dir)
 
 
