@@ -112,6 +112,8 @@ def prepare_run_dir(config, run_dir, *, overwrite=False):
     if overwrite:
         for name in TRAINING_OUTPUTS:
             paths.remove_leftovers(run_dir, name)
+    for leftover in run_dir.rglob(f"{paths.TMP_PREFIX}*") if run_dir.is_dir() else ():
+        paths.remove_leftovers(leftover.parent, leftover.name)  # From a killed run.
     previous = stored_config(run_dir)
     if previous is not None and has_trained(run_dir):
         diff = config_diff(previous, config)

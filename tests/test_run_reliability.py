@@ -145,6 +145,16 @@ def _config(**overrides):
     return TrainConfig(dataset="geoguessr/synthetic", weights="none").replace(**overrides)
 
 
+def test_temporary_files_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    run_dir = tmp_path / "run"
+    runs.prepare_run_dir(_config(), run_dir)
+    leftover = run_dir / "backup" / "frozen" / ".tmp-999-latest.weights.h5"
+    leftover.parent.mkdir(parents=True)
+    leftover.write_text("killed mid-write")
+    runs.prepare_run_dir(_config(), run_dir)
+    assert not leftover.exists() and (run_dir / "config.json").is_file()
+
+
 def test_a_run_dir_with_nothing_trained_takes_a_corrected_config(tmp_path):
     run_dir = tmp_path / "run"
     runs.prepare_run_dir(_config(weights="missing.h5"), run_dir)  # Failed before epoch 1.
@@ -165,6 +175,7 @@ def test_train_overwrite_deletes_the_training_outputs_only(tmp_path):
     (run_dir / "tuning").mkdir()
     (run_dir / "tuning" / "best.json").write_text("{}")
     (run_dir / "notes.txt").write_text("mine")
+    (run_dir / "checkpoints" / ".tmp-999-finetune.weights.h5").write_text("killed mid-write")
     runs.prepare_run_dir(_config(image_size=64), run_dir, overwrite=True)
     assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "notes.txt", "tuning"]
     assert runs.stored_config(run_dir).image_size == 64
