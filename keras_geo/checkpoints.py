@@ -10,6 +10,7 @@ never meets a full disk halfway through a file. A failed write raises
 `keras_geo.errors.StorageError` naming the file; the previous file is intact.
 """
 
+import contextlib
 import io
 import json
 import os
@@ -19,6 +20,7 @@ import keras
 import numpy as np
 
 from keras_geo import paths
+from keras_geo.errors import StorageError
 
 
 def weights_nbytes(model):
@@ -29,8 +31,27 @@ def weights_nbytes(model):
 def save_weights(model, path):
     """`model.save_weights(path)`, atomically, after checking the free space."""
     paths.check_space(path, weights_nbytes(model))
-    with paths.atomic_write(path) as tmp:
+    with _closing_h5_on_error(), paths.atomic_write(path) as tmp:
         model.save_weights(str(tmp))
+
+
+@contextlib.contextmanager
+def _closing_h5_on_error():
+    """Closes the files h5py still holds when a write fails (e.g. the disk filled up).
+
+    Keras leaves the failed file open; h5py then frees it at interpreter exit,
+    after HDF5 itself, and the process dies with a segmentation fault instead
+    of exiting with the one-line error.
+    """
+    try:
+        yield
+    except StorageError:
+        import h5py
+
+        for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+            with contextlib.suppress(Exception):  # The flush of a full disk fails again.
+                h5py.File(file_id).close()
+        raise
 
 
 class AtomicCSVLogger(keras.callbacks.CSVLogger):
@@ -62,7 +83,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         self._final = self.filepath
         try:
             # `optional`: an epoch that is not the best writes nothing.
-            with paths.atomic_write(self.filepath, optional=True) as tmp:
+            with _closing_h5_on_error(), paths.atomic_write(self.filepath, optional=True) as tmp:
                 self.filepath = str(tmp)
                 super()._save_model(epoch, batch, logs)
         finally:

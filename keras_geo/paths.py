@@ -15,7 +15,7 @@ import pathlib
 import shutil
 import tempfile
 
-from keras_geo.errors import StorageError, UserError
+from keras_geo.errors import StorageError, UserError, one_line
 
 TMP_PREFIX = ".tmp-"  # Temporary files: `.tmp-<pid>-<name>` next to their target.
 
@@ -58,7 +58,8 @@ def check_writable(path, flag, *, kind="dir"):
 
 def storage_error(error, path):
     """The `StorageError` for an `OSError` met while writing `path`."""
-    reason = getattr(error, "strerror", None) or str(error).splitlines()[0]
+    errno = getattr(error, "errno", None)  # h5py's own strerror spans lines: use the errno's.
+    reason = os.strerror(errno) if errno else one_line(error)
     return StorageError(
         f"cannot write {path} ({reason}): free space or fix the permissions, "
         "then rerun the same command to resume."

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import socket
 
 import keras
@@ -239,3 +240,38 @@ def test_tune_run_dir_that_is_a_file(tmp_path, capsys):
     assert capsys.readouterr().err == (
         f"keras-geo: error: --run-dir {path} is a file, not a directory: pass a directory.\n"
     )
+
+
+H5_ON_A_FULL_DISK = """
+import sys
+import keras
+from keras_geo import checkpoints, paths
+from keras_geo.errors import StorageError
+
+paths.check_space = lambda path, nbytes: None  # As if the disk filled up meanwhile.
+model = keras.Sequential([keras.Input((100,)), keras.layers.Dense(5000)])  # 2 MB
+try:
+    checkpoints.save_weights(model, sys.argv[1])
+except StorageError as error:
+    print(error, file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def test_an_h5_write_that_meets_a_full_disk_exits_cleanly(tmpfs, tmp_path):
+    import subprocess
+    import sys
+
+    target = tmpfs("1m") / "best.weights.h5"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, "-c", H5_ON_A_FULL_DISK, str(target)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]  # Not -11: no segmentation fault.
+    assert done.stderr.strip().splitlines()[-1].startswith(f"cannot write {target} (")
+    assert "Exception ignored" not in done.stderr
+    assert list(target.parent.iterdir()) == []
