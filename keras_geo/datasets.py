@@ -12,7 +12,7 @@ import shutil
 import uuid
 
 from keras_geo import paths
-from keras_geo.errors import UserError
+from keras_geo.errors import StorageError, UserError
 
 DATASET_NAME = "geoguessr"
 CONFIGS = ("top20", "all", "synthetic")
@@ -109,14 +109,14 @@ def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> di
         _check_manual_dir(ds_builder, manual_dir)
     tmp_root = root / f"{_INCOMPLETE}{config.name}.{uuid.uuid4().hex}"
     try:
-        _prepare(builder(config_name, tmp_root), manual_dir)
+        _prepare(builder(config_name, tmp_root), manual_dir, root)
         _swap(builder(config_name, tmp_root).data_path, ds_builder.data_path, tmp_root)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     return read_report(builder(config_name, data_dir))
 
 
-def _prepare(ds_builder, manual_dir):
+def _prepare(ds_builder, manual_dir, data_dir):
     import tensorflow_datasets as tfds
 
     from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import BuildError
@@ -126,6 +126,13 @@ def _prepare(ds_builder, manual_dir):
         ds_builder.download_and_prepare(download_config=download_config)
     except BuildError as error:
         raise UserError(str(error)) from None
+    except Exception as error:  # TFDS re-raises a full disk as RuntimeError (tf.errors inside).
+        if "No space left on device" not in str(error):
+            raise
+        raise StorageError(
+            f"cannot write the dataset in {data_dir} (No space left on "
+            "device): free space, then rerun the same command."
+        ) from None
 
 
 def _swap(new, final, tmp_root):

@@ -86,7 +86,7 @@ def test_overwrite_replaces_the_dataset_after_success(tmp_path):
     report = datasets.build("top20", manual_dir=bigger, data_dir=data_dir, overwrite=True)
     assert sum(report["num_examples"].values()) == 80
     assert report["manual_dir"] == str(bigger)
-    assert len(_file_names(data_dir)) == 40
+    assert len(_file_names(data_dir)) == 20
 
 
 def test_leftovers_of_a_killed_build_are_removed(tmp_path):
@@ -182,6 +182,21 @@ def test_a_read_only_data_dir_is_refused_up_front(tmpfs, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith(f"keras-geo: error: --data-dir {data_dir} is not writable (Read-only")
     assert err.count("\n") == 1
+
+
+def test_a_full_disk_during_a_build_is_one_line_and_a_rerun_builds(tmpfs, tmp_path, capsys):
+    import subprocess
+
+    data_dir = tmpfs("64k")
+    manual_dir = _source(tmp_path / "m")
+    argv = ["data", "build", "--manual-dir", str(manual_dir), "--data-dir", str(data_dir)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.splitlines()[-1]  # After TFDS' progress bars.
+    assert err.startswith(f"keras-geo: error: cannot write the dataset in {data_dir} (No space")
+    assert list(data_dir.iterdir()) == []  # The partial build is gone.
+    subprocess.run(["mount", "-o", "remount,size=8m", str(data_dir)], check=True)
+    assert main(argv) == 0
+    assert len(_file_names(data_dir)) == 20
 
 
 def test_data_info_out_that_is_a_file_is_refused(built, tmp_path, capsys):
