@@ -77,8 +77,10 @@ def decode_image(image_bytes, *, image_size, max_pixels=None):
 def declared_pixels(image_bytes):
     """Width x height from an encoded image's header (int64; 0 if unknown).
 
-    Reads the first 30 bytes only: PNG (IHDR), GIF, BMP and WebP (VP8, VP8L,
-    VP8X) headers, and JPEG through `tf.image.extract_jpeg_shape`.
+    Reads the first 30 bytes only: PNG (IHDR), GIF, BMP (Windows headers) and
+    WebP (VP8, VP8L, VP8X) headers, and JPEG through
+    `tf.image.extract_jpeg_shape`. A header that is not what its signature
+    promises gives 0: the decoder then names the file corrupt.
     """
     head = tf.io.decode_raw(tf.strings.substr(image_bytes + b"\0" * 30, 0, 30), tf.uint8)
     head = tf.cast(head, tf.int64)
@@ -92,9 +94,12 @@ def declared_pixels(image_bytes):
 
     vp8l_bits = number(21, 4)
     sizes = [
-        (starts(b"\x89PNG"), number(16, 4, True) * number(20, 4, True)),
+        (starts(b"IHDR", 12), number(16, 4, True) * number(20, 4, True)),  # PNG
         (starts(b"GIF8"), number(6, 2) * number(8, 2)),
-        (starts(b"BM"), tf.abs(_int32(number(18, 4))) * tf.abs(_int32(number(22, 4)))),
+        (
+            starts(b"BM") & tf.reduce_any(tf.equal(number(14, 4), [40, 52, 56, 108, 124])),
+            tf.abs(_int32(number(18, 4))) * tf.abs(_int32(number(22, 4))),
+        ),
         (starts(b"VP8X", 12), (number(24, 3) + 1) * (number(27, 3) + 1)),
         (starts(b"VP8 ", 12), (number(26, 2) % 16384) * (number(28, 2) % 16384)),
         (

@@ -275,3 +275,25 @@ def test_an_h5_write_that_meets_a_full_disk_exits_cleanly(tmpfs, tmp_path):
     assert done.stderr.strip().splitlines()[-1].startswith(f"cannot write {target} (")
     assert "Exception ignored" not in done.stderr
     assert list(target.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "fmt, options",
+    [
+        ("PNG", {}),
+        ("JPEG", {}),
+        ("GIF", {}),
+        ("BMP", {}),
+        ("WEBP", {}),
+        ("WEBP", {"lossless": True}),
+        ("WEBP", {"exif": b"Exif\0\0"}),  # An extended (VP8X) header.
+    ],
+)
+def test_the_savedmodel_reads_the_size_from_every_header(fmt, options):
+    import tensorflow as tf
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (50, 40), (1, 2, 3)).save(buffer, format=fmt, **options)
+    assert int(export.declared_pixels(tf.constant(buffer.getvalue()))) == 2000
+    fake = b"\x89PNG\r\n\x1a\n" + b"\xff" * 40  # A signature, then no real header.
+    assert int(export.declared_pixels(tf.constant(fake))) == 0
