@@ -94,15 +94,21 @@ def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> di
             dir that is not writable, or a dataset already built from another
             `manual_dir` (without `overwrite`).
     """
+    from tfds_geoguessr.geoguessr import limits
+
     ds_builder = builder(config_name, data_dir)
     config = ds_builder.builder_config
     root = pathlib.Path(ds_builder.data_dir_root)
-    if not config.synthetic:
-        manual_dir = pathlib.Path(manual_dir or root / "downloads" / "manual").absolute()
     if ds_builder.is_prepared() and not overwrite:
         if manual_dir is not None and not config.synthetic:
-            _check_same_source(ds_builder, manual_dir)
+            _check_same_source(ds_builder, pathlib.Path(manual_dir).resolve())
         return read_report(ds_builder)
+    try:
+        limits.max_pixels()
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if not config.synthetic:
+        manual_dir = pathlib.Path(manual_dir or root / "downloads" / "manual").resolve()
     paths.check_writable(root, "--data-dir")
     _remove_leftovers(root, config.name)
     if not config.synthetic:
@@ -153,7 +159,7 @@ def _remove_leftovers(root, config_name):
 def _check_same_source(ds_builder, manual_dir):
     """UserError if the prepared dataset was built from another manual dir."""
     built_from = read_report(ds_builder).get("manual_dir")
-    if built_from and pathlib.Path(built_from) != pathlib.Path(manual_dir):
+    if built_from and pathlib.Path(built_from).resolve() != manual_dir:
         raise UserError(
             f"geoguessr/{ds_builder.builder_config.name} in {ds_builder.data_dir_root} is "
             f"already built from {built_from}; --overwrite to rebuild from {manual_dir}"

@@ -230,6 +230,10 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
 
     class_names = [str(name) for name in class_names]
     _validate(model, class_names, image_size, top_k)
+    try:
+        limits.max_pixels()  # Traced into the graph below.
+    except ValueError as error:
+        raise UserError(str(error)) from None
     coordinates = np.asarray(countries.coordinates(class_names), dtype=np.float64)
     k = min(top_k, len(class_names))
     out_dir = pathlib.Path(out_dir)

@@ -86,7 +86,7 @@ def test_overwrite_replaces_the_dataset_after_success(tmp_path):
     report = datasets.build("top20", manual_dir=bigger, data_dir=data_dir, overwrite=True)
     assert sum(report["num_examples"].values()) == 80
     assert report["manual_dir"] == str(bigger)
-    assert len(_file_names(data_dir)) == 20
+    assert len(_file_names(data_dir)) == 40
 
 
 def test_leftovers_of_a_killed_build_are_removed(tmp_path):
@@ -103,6 +103,7 @@ def test_leftovers_of_a_killed_build_are_removed(tmp_path):
 def test_a_different_manual_dir_is_not_silently_ignored(built, tmp_path):
     data_dir, manual_dir = built
     assert datasets.build("top20", manual_dir=manual_dir, data_dir=data_dir)["num_examples"]
+    assert datasets.build("top20", data_dir=data_dir)["manual_dir"] == str(manual_dir)
     other = _source(tmp_path / "other")
     with pytest.raises(UserError) as error:
         datasets.build("top20", manual_dir=other, data_dir=data_dir)
@@ -171,6 +172,9 @@ def test_images_above_the_pixel_limit_are_skipped(tmp_path, monkeypatch):
         "0.0 MP (KERAS_GEO_MAX_PIXELS)"
     }
     assert report["skipped_counts"] == {"too large": 1}
+    monkeypatch.setenv(limits.MAX_PIXELS_ENV, "lots")
+    with pytest.raises(UserError, match="KERAS_GEO_MAX_PIXELS must be a positive integer"):
+        datasets.build("top20", manual_dir=manual_dir, data_dir=tmp_path / "t2")
 
 
 def test_a_read_only_data_dir_is_refused_up_front(tmpfs, tmp_path, capsys):
