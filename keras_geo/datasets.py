@@ -5,6 +5,7 @@
 TFDS' default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
 """
 
+import contextlib
 import json
 import os
 import pathlib
@@ -99,6 +100,8 @@ def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> di
     ds_builder = builder(config_name, data_dir)
     config = ds_builder.builder_config
     root = pathlib.Path(ds_builder.data_dir_root)
+    with contextlib.suppress(OSError):  # A read-only data dir keeps them.
+        _remove_leftovers(root, config.name)
     if ds_builder.is_prepared() and not overwrite:
         if manual_dir is not None and not config.synthetic:
             _check_same_source(ds_builder, pathlib.Path(manual_dir).resolve())
@@ -110,7 +113,6 @@ def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> di
     if not config.synthetic:
         manual_dir = pathlib.Path(manual_dir or root / "downloads" / "manual").resolve()
     paths.check_writable(root, "--data-dir")
-    _remove_leftovers(root, config.name)
     if not config.synthetic:
         _check_manual_dir(ds_builder, manual_dir)
     tmp_root = root / f"{_INCOMPLETE}{config.name}.{uuid.uuid4().hex}"
