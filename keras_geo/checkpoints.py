@@ -24,8 +24,12 @@ from keras_geo.errors import StorageError
 
 
 def weights_nbytes(model):
-    """Bytes of `model`'s weights: about the size of its `.weights.h5` file."""
-    return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+    """Bytes of `model`'s weights and optimizer state: about its `.weights.h5` size."""
+    variables = list(model.weights)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and optimizer.built:  # Keras saves its slots too.
+        variables += list(optimizer.variables)
+    return sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
 
 
 def save_weights(model, path):
