@@ -4,10 +4,14 @@
 `saved_model.pb`, or a TF Serving base directory with numbered versions), a
 run directory or a `.keras` file (both through `keras_geo.runs.load_model`).
 Both kinds decode and resize with `keras_geo.export.decode_image`, so they
-give the same probabilities for the same bytes.
+give the same probabilities for the same bytes. `predict_bytes` is the one
+path from encoded bytes to the answer document, shared by `keras-geo predict`
+and `keras-geo app`; `check_image_bytes` refuses what is not worth decoding.
 """
 
+import io
 import pathlib
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -16,6 +20,8 @@ from keras_geo.errors import UserError, one_line
 
 # File signatures of the formats `tf.io.decode_image` reads (WebP: RIFF....WEBP).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+# Decoding refuses images over this many pixels (a 50 MP frame is ~150 MB of RGB).
+MAX_PIXELS = 50_000_000
 MODEL_KINDS = (
     "an exported SavedModel directory (with saved_model.pb), a run directory "
     "(with config.json) or a .keras file"
@@ -44,8 +50,12 @@ class SavedModelPredictor:
 
     def probabilities(self, image_bytes):
         """Returns the `[C]` float32 probabilities of one encoded image."""
-        outputs = self._serve(image_bytes=tf.constant([image_bytes]))
-        return outputs["probabilities"].numpy()[0]
+        return self.probabilities_batch([image_bytes])[0]
+
+    def probabilities_batch(self, images):
+        """Returns the `[N, C]` float32 probabilities of N encoded images, one model call."""
+        outputs = self._serve(image_bytes=tf.constant(list(images)))
+        return outputs["probabilities"].numpy()
 
 
 class KerasPredictor:
@@ -59,11 +69,18 @@ class KerasPredictor:
 
     def probabilities(self, image_bytes):
         """Returns the `[C]` float32 probabilities of one encoded image."""
+        return self.probabilities_batch([image_bytes])[0]
+
+    def probabilities_batch(self, images):
+        """Returns the `[N, C]` float32 probabilities of N encoded images, one model call."""
+        pixels = tf.stack([self.pixels(image_bytes) for image_bytes in images])
+        return np.asarray(self.model(pixels, training=False), dtype=np.float32)
+
+    def pixels(self, image_bytes):
+        """Returns the `[S, S, 3]` float32 model input of one encoded image."""
         from keras_geo.export import decode_image
 
-        pixels = decode_image(tf.constant(image_bytes), image_size=self.image_size)
-        probabilities = self.model(pixels[tf.newaxis], training=False)
-        return np.asarray(probabilities, dtype=np.float32)[0]
+        return decode_image(tf.constant(image_bytes), image_size=self.image_size)
 
 
 def _coordinates_or_none(class_names):
@@ -121,15 +138,47 @@ def predict_file(predictor, path, *, top_k=5):
     Raises:
         ValueError: the file is missing, unreadable or not an image (one-line message).
     """
-    image_bytes = _read_image_file(path)
+    return predict_bytes(predictor, _read_file(path), file=str(path), top_k=top_k)
+
+
+def predict_bytes(predictor, image_bytes, *, file, top_k=5):
+    """Predicts one encoded image; the document of `predict_file`, named `file`.
+
+    Raises:
+        ValueError: the bytes are not an image, a corrupt one or too large (one line).
+    """
+    probabilities = probabilities_of(predictor, image_bytes)
+    return describe(predictor, probabilities, file=file, top_k=top_k)
+
+
+def probabilities_of(predictor, image_bytes):
+    """Checks and decodes one encoded image; returns its `[C]` probabilities.
+
+    Raises:
+        ValueError: the bytes are not an image, a corrupt one or too large (one line).
+    """
+    check_image_bytes(image_bytes)
     try:
-        probabilities = predictor.probabilities(image_bytes)
+        return predictor.probabilities(image_bytes)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-        raise ValueError("corrupt or truncated image: the decoder failed") from None
+        raise ValueError(CORRUPT) from None
+
+
+CORRUPT = "corrupt or truncated image: the decoder failed"
+
+
+def describe(predictor, probabilities, *, file, top_k=5):
+    """The answer document for one image's `[C]` probabilities (best `top_k` first).
+
+    Example:
+        With classes `["France", "Japan"]` and probabilities `[0.2, 0.8]`,
+        `describe(p, probs, file="a.jpg", top_k=1)` gives `{"file": "a.jpg",
+        "countries": ["Japan"], "probabilities": [0.8], "coordinates": [[36.0, 138.0]]}`.
+    """
     order = np.argsort(-probabilities, kind="stable")[:top_k]
     coordinates = predictor.coordinates
     return {
-        "file": str(path),
+        "file": file,
         "countries": [predictor.class_names[i] for i in order],
         "probabilities": [float(probabilities[i]) for i in order],
         "coordinates": None
@@ -138,21 +187,44 @@ def predict_file(predictor, path, *, top_k=5):
     }
 
 
-def _read_image_file(path):
-    """Returns the bytes of an image file; ValueError (one line) otherwise."""
+def _read_file(path):
+    """Returns the bytes of a file; ValueError (one line) otherwise."""
     try:
-        image_bytes = pathlib.Path(path).read_bytes()
+        return pathlib.Path(path).read_bytes()
     except FileNotFoundError:
         raise ValueError("no such file") from None
     except IsADirectoryError:
         raise ValueError("is a directory, not an image file") from None
     except OSError as error:
         raise ValueError(f"cannot read: {error.strerror or error}") from None
+
+
+def check_image_bytes(image_bytes):
+    """Refuses empty bytes, non-images and images over `MAX_PIXELS`, before decoding.
+
+    The pixel count comes from the header alone (Pillow reads no pixel data).
+
+    Raises:
+        ValueError: one line saying what is wrong.
+    """
     if not image_bytes:
         raise ValueError("empty file, not an image")
     if not image_bytes.startswith(IMAGE_SIGNATURES) and image_bytes[8:12] != b"WEBP":
         raise ValueError("not an image (JPEG, PNG, GIF, BMP or WebP expected)")
-    return image_bytes
+    from PIL import Image
+
+    limit = f"the {MAX_PIXELS // 1_000_000} megapixel limit; downscale it first"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(image_bytes)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:  # Pillow's own limit, higher than ours.
+        raise ValueError(f"image too large: over {limit}") from None
+    except Exception:  # noqa: BLE001 (an unreadable header is a corrupt image)
+        raise ValueError(CORRUPT) from None
+    if width * height > MAX_PIXELS:
+        raise ValueError(f"image too large: {width}x{height} pixels is over {limit}")
 
 
 def predict_files(predictor, paths, *, top_k=5):

@@ -22,6 +22,7 @@ SUBCOMMAND_MODULES = (
     "tune",
     "export",
     "predict",
+    "app",
     "bench",
     "demo",
 )
