@@ -66,6 +66,11 @@ class KerasPredictor:
         self.class_names = list(class_names)
         self.image_size = image_size
         self.coordinates = _coordinates_or_none(self.class_names)
+        # One graph for every batch size: eager calls of a ResNet50 cost more than its math.
+        spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
+        self._classify = tf.function(
+            lambda pixels: model(pixels, training=False), input_signature=[spec]
+        )
 
     def probabilities(self, image_bytes):
         """Returns the `[C]` float32 probabilities of one encoded image."""
@@ -74,7 +79,7 @@ class KerasPredictor:
     def probabilities_batch(self, images):
         """Returns the `[N, C]` float32 probabilities of N encoded images, one model call."""
         pixels = tf.stack([self.pixels(image_bytes) for image_bytes in images])
-        return np.asarray(self.model(pixels, training=False), dtype=np.float32)
+        return np.asarray(self._classify(pixels), dtype=np.float32)
 
     def pixels(self, image_bytes):
         """Returns the `[S, S, 3]` float32 model input of one encoded image."""

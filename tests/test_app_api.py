@@ -166,7 +166,9 @@ def test_64_requests_from_8_threads_each_get_their_own_answer(keras_app, models)
         def ask(i):
             path = paths[i % len(paths)]
             with httpx.Client(base_url=app_server.url, trust_env=False, timeout=120) as http:
-                response = http.post("/api/predict", files={"image": (path.name, path.read_bytes())})
+                response = http.post(
+                    "/api/predict", files={"image": (path.name, path.read_bytes())}
+                )
             return path.name, response
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
