@@ -52,6 +52,15 @@ def test_bad_numbers_are_one_line_exit_2(run_dir, flag, capsys):
     assert flag.split("=")[0] in one_error_line(capsys)[0]
 
 
+def test_without_the_app_extra_it_says_how_to_install_it(run_dir, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now fails.
+    assert main(["app", "--model", str(run_dir)]) == 2
+    assert one_error_line(capsys) == [
+        "keras-geo: error: keras-geo app needs the `app` extra (gradio is missing): "
+        "pip install 'keras-geo[app]' (in a clone: pip install -e '.[app]')."
+    ]
+
+
 class ConnectionRecorder:
     """A TCP listener standing in for a proxy: counts every connection, serves none."""
 

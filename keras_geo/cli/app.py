@@ -58,6 +58,21 @@ def _check_args(args):
         raise UserError(f"`--port` must be in 1..65535. Received: --port {args.port}")
 
 
+def _check_extra():
+    import keras_geo.app  # noqa: F401 (turns Gradio analytics off before gradio is imported)
+    from keras_geo.errors import UserError
+
+    try:
+        import fastapi  # noqa: F401
+        import gradio  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as error:
+        raise UserError(
+            f"keras-geo app needs the `app` extra ({error.name} is missing): "
+            "pip install 'keras-geo[app]' (in a clone: pip install -e '.[app]')."
+        ) from None
+
+
 def run(args):
     import os
     import sys
@@ -70,6 +85,7 @@ def run(args):
             "it has no authentication.",
             file=sys.stderr,
         )
+    _check_extra()
     # Imports here keep `keras-geo --help` fast (gradio and tensorflow are heavy).
     from keras_geo.app import launch
 
