@@ -92,15 +92,18 @@ def build_blocks(state):
                     num_top_classes=state.top_k, label="Top countries", elem_id="label"
                 )
                 distances = gr.Markdown(elem_id="distances")
-        world = gr.Image(label="World map", interactive=False, elem_id="worldmap", format="png")
         with gr.Row():
-            heatmap = gr.Image(
-                label="What the model looked at (Grad-CAM)",
-                interactive=False,
-                elem_id="heatmap",
-                format="png",
+            world = gr.Image(
+                label="World map", interactive=False, elem_id="worldmap", format="png", scale=3
             )
-            note = gr.Markdown(NEEDS_KERAS if state.cam_model is None else "", elem_id="note")
+            with gr.Column(scale=2):
+                heatmap = gr.Image(
+                    label="What the model looked at (Grad-CAM)",
+                    interactive=False,
+                    elem_id="heatmap",
+                    format="png",
+                )
+                note = gr.Markdown(NEEDS_KERAS if state.cam_model is None else "", elem_id="note")
         image.change(
             lambda path: analyse(state, path),
             inputs=image,
