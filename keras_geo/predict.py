@@ -66,7 +66,7 @@ class KerasPredictor:
         self.class_names = list(class_names)
         self.image_size = image_size
         self.coordinates = _coordinates_or_none(self.class_names)
-        # One graph for every batch size: eager calls of a ResNet50 cost more than its math.
+        # One traced graph for every batch size (the app batches), not an eager call each time.
         spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
         self._classify = tf.function(
             lambda pixels: model(pixels, training=False), input_signature=[spec]

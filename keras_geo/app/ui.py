@@ -71,7 +71,8 @@ def build_blocks(state):
     """Returns the `gr.Blocks` page bound to `state` (an `AppState`)."""
     import gradio as gr
 
-    with gr.Blocks(title="keras-geo", analytics_enabled=False) as blocks:
+    # Uploaded screenshots are not kept: Gradio's copies go after an hour.
+    with gr.Blocks(title="keras-geo", analytics_enabled=False, delete_cache=(600, 3600)) as blocks:
         gr.Markdown(INTRO.format(model=state.model_name))
         with gr.Row():
             with gr.Column(scale=2):
