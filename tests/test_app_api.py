@@ -185,3 +185,18 @@ def test_64_requests_from_8_threads_each_get_their_own_answer(keras_app, models)
             answer["probabilities"], expected[name]["probabilities"], atol=1e-5
         )
     assert sum(state.batcher.batch_sizes[calls_before:]) == 64
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [(b"plain text\n", "not an image"), (png_header(9_000, 9_000), "50 megapixel limit")],
+)
+def test_page_handler_turns_a_bad_file_into_one_gradio_error(keras_app, tmp_path, data, words):
+    import gradio as gr
+
+    path = tmp_path / "upload.png"
+    path.write_bytes(data)
+    with pytest.raises(gr.Error) as raised:
+        ui.analyse(keras_app[0], str(path))
+    assert words in raised.value.message and "\n" not in raised.value.message
+    assert ui.analyse(keras_app[0], None) == (None, None, "", None, "")  # A cleared image.
