@@ -200,3 +200,9 @@ def test_page_handler_turns_a_bad_file_into_one_gradio_error(keras_app, tmp_path
         ui.analyse(keras_app[0], str(path))
     assert words in raised.value.message and "\n" not in raised.value.message
     assert ui.analyse(keras_app[0], None) == (None, None, "", None, "")  # A cleared image.
+
+
+def test_the_page_upload_has_the_same_size_limit(client):
+    big = client.post("/gradio_api/upload", files={"files": ("a.jpg", bytes(700 * 1024))})
+    small = client.post("/gradio_api/upload", files={"files": ("a.jpg", bytes(100 * 1024))})
+    assert big.status_code == 413 and small.status_code == 200
