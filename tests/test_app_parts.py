@@ -235,3 +235,21 @@ def test_examples_are_synthetic_scenes_of_the_models_countries(tmp_path):
     ]
     assert Image.open(paths[0]).size == (64, 64)
     assert examples.draw_examples(["Narnia"], tmp_path) == []
+
+
+def test_a_wrong_number_of_answers_fails_the_batch_not_the_worker():
+    class Short(GatedPredictor):
+        def probabilities_batch(self, images):
+            if images[0] == b"short":
+                return np.zeros((0, 2), np.float32)
+            return super().probabilities_batch(images)
+
+    predictor = Short()
+    predictor.gate.set()
+    batcher = batching.Batcher(predictor, max_batch=8)
+    try:
+        with pytest.raises(RuntimeError, match="0 answers for 1 images"):
+            batcher.probabilities(b"short")
+        assert batcher.probabilities(bytes([5]))[0] == 5  # The worker lives on.
+    finally:
+        batcher.close()

@@ -82,7 +82,9 @@ class Batcher:
         futures = [future for _, future in batch]
         try:
             self.batch_sizes.append(len(batch))
-            probabilities = self.predictor.probabilities_batch([b for b, _ in batch])
+            probabilities = np.asarray(self.predictor.probabilities_batch([b for b, _ in batch]))
+            if len(probabilities) != len(batch):
+                raise RuntimeError(f"{len(probabilities)} answers for {len(batch)} images")
         except Exception as error:  # noqa: BLE001 (handed to the caller's future)
             if len(batch) > 1:
                 for item in batch:  # Find the bad image; the others still get answers.
@@ -90,7 +92,7 @@ class Batcher:
             else:
                 futures[0].set_exception(error)
             return
-        for future, row in zip(futures, np.asarray(probabilities), strict=True):
+        for future, row in zip(futures, probabilities, strict=True):
             future.set_result(row)
 
     @property

@@ -16,6 +16,7 @@ import tempfile
 
 from keras_geo import predict
 from keras_geo.app.batching import Batcher
+from keras_geo.errors import one_line
 
 UPLOAD_FIELD = "image"
 _MULTIPART_SLACK = 64 * 1024  # Boundaries and headers around the file in a request body.
@@ -153,4 +154,6 @@ async def _predict_upload(state, request):
         )
     except ValueError as error:
         return _error(400, str(error))
+    except Exception as error:  # noqa: BLE001 (the model failed, not the upload)
+        return _error(500, f"the model call failed: {one_line(error)}")
     return {**document, "model": state.model_name}
