@@ -18,3 +18,6 @@ cat "$OUT"
 # 1x train split is under two batches): 300 / 600 / 1,200 frames.
 keras-geo bench scaling --work-dir "$WORK_DIR/scaling-15" --per-country 15 \
     --factors 1,2,4 --image-size 112 --seconds 8
+# keras-geo app over HTTP against direct predict (BENCHMARKS.md, "Web app").
+python "$(dirname "$0")/app.py" --image-size 224 --requests 32 --repeats 2 --out "$WORK_DIR/app-224.md"
+python "$(dirname "$0")/app.py" --image-size 32 --requests 32 --repeats 2 --out "$WORK_DIR/app-32.md"

@@ -4,11 +4,14 @@
 `saved_model.pb`, or a TF Serving base directory with numbered versions), a
 run directory or a `.keras` file (both through `keras_geo.runs.load_model`).
 Both kinds decode and resize with `keras_geo.export.decode_image`, so they
-give the same probabilities for the same bytes.
+give the same probabilities for the same bytes. `predict_bytes` is the one
+path from encoded bytes to the answer document, shared by `keras-geo predict`
+and `keras-geo app`; `check_image_bytes` refuses what is not worth decoding.
 """
 
 import io
 import pathlib
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -46,8 +49,12 @@ class SavedModelPredictor:
 
     def probabilities(self, image_bytes):
         """Returns the `[C]` float32 probabilities of one encoded image."""
-        outputs = self._serve(image_bytes=tf.constant([image_bytes]))
-        return outputs["probabilities"].numpy()[0]
+        return self.probabilities_batch([image_bytes])[0]
+
+    def probabilities_batch(self, images):
+        """Returns the `[N, C]` float32 probabilities of N encoded images, one model call."""
+        outputs = self._serve(image_bytes=tf.constant(list(images)))
+        return outputs["probabilities"].numpy()
 
 
 class KerasPredictor:
@@ -58,14 +65,26 @@ class KerasPredictor:
         self.class_names = list(class_names)
         self.image_size = image_size
         self.coordinates = _coordinates_or_none(self.class_names)
+        # One traced graph for every batch size (the app batches), not an eager call each time.
+        spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
+        self._classify = tf.function(
+            lambda pixels: model(pixels, training=False), input_signature=[spec]
+        )
 
     def probabilities(self, image_bytes):
         """Returns the `[C]` float32 probabilities of one encoded image."""
+        return self.probabilities_batch([image_bytes])[0]
+
+    def probabilities_batch(self, images):
+        """Returns the `[N, C]` float32 probabilities of N encoded images, one model call."""
+        pixels = tf.stack([self.pixels(image_bytes) for image_bytes in images])
+        return np.asarray(self._classify(pixels), dtype=np.float32)
+
+    def pixels(self, image_bytes):
+        """Returns the `[S, S, 3]` float32 model input of one encoded image."""
         from keras_geo.export import decode_image
 
-        pixels = decode_image(tf.constant(image_bytes), image_size=self.image_size)
-        probabilities = self.model(pixels[tf.newaxis], training=False)
-        return np.asarray(probabilities, dtype=np.float32)[0]
+        return decode_image(tf.constant(image_bytes), image_size=self.image_size)
 
 
 def _coordinates_or_none(class_names):
@@ -123,19 +142,51 @@ def predict_file(predictor, path, *, top_k=5):
     Raises:
         ValueError: the file is missing, unreadable or not an image (one-line message).
     """
-    image_bytes = _read_image_file(path)
+    return predict_bytes(predictor, _read_file(path), file=str(path), top_k=top_k)
+
+
+def predict_bytes(predictor, image_bytes, *, file, top_k=5):
+    """Predicts one encoded image; the document of `predict_file`, named `file`.
+
+    Raises:
+        ValueError: the bytes are not an image, a corrupt one or too large (one line).
+    """
+    probabilities = probabilities_of(predictor, image_bytes)
+    return describe(predictor, probabilities, file=file, top_k=top_k)
+
+
+def probabilities_of(predictor, image_bytes):
+    """Checks and decodes one encoded image; returns its `[C]` probabilities.
+
+    Raises:
+        ValueError: the bytes are not an image, a corrupt one or too large (one line).
+    """
+    check_image_bytes(image_bytes)
     try:
-        probabilities = predictor.probabilities(image_bytes)
+        return predictor.probabilities(image_bytes)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
         text = str(error.message)
         if "image too large" in text:  # The SavedModel's own pixel limit.
             reason = text[text.index("image too large") :].split("]")[0]
             raise ValueError(one_line(reason)) from None
-        raise ValueError("corrupt or truncated image: the decoder failed") from None
+        raise ValueError(CORRUPT) from None
+
+
+CORRUPT = "corrupt or truncated image: the decoder failed"
+
+
+def describe(predictor, probabilities, *, file, top_k=5):
+    """The answer document for one image's `[C]` probabilities (best `top_k` first).
+
+    Example:
+        With classes `["France", "Japan"]` and probabilities `[0.2, 0.8]`,
+        `describe(p, probs, file="a.jpg", top_k=1)` gives `{"file": "a.jpg",
+        "countries": ["Japan"], "probabilities": [0.8], "coordinates": [[36.0, 138.0]]}`.
+    """
     order = np.argsort(-probabilities, kind="stable")[:top_k]
     coordinates = predictor.coordinates
     return {
-        "file": str(path),
+        "file": file,
         "countries": [predictor.class_names[i] for i in order],
         "probabilities": [float(probabilities[i]) for i in order],
         "coordinates": None
@@ -144,39 +195,47 @@ def predict_file(predictor, path, *, top_k=5):
     }
 
 
-def _read_image_file(path):
-    """Returns the bytes of an image file; ValueError (one line) otherwise."""
+def _read_file(path):
+    """Returns the bytes of a file; ValueError (one line) otherwise."""
     try:
-        image_bytes = pathlib.Path(path).read_bytes()
+        return pathlib.Path(path).read_bytes()
     except FileNotFoundError:
         raise ValueError("no such file") from None
     except IsADirectoryError:
         raise ValueError("is a directory, not an image file") from None
     except OSError as error:
         raise ValueError(f"cannot read: {error.strerror or error}") from None
-    check_image_bytes(image_bytes)
-    return image_bytes
 
 
 def check_image_bytes(image_bytes):
-    """Raises ValueError (one line) unless the bytes are an image serving decodes.
+    """Refuses empty bytes, non-images and images over the pixel limit, before decoding.
 
     The format is told by its signature and the size by its header (read by
     PIL, nothing decoded), so an image above the pixel limit
     (`tfds_geoguessr.geoguessr.limits`) is refused before it takes memory.
-    """
-    from tfds_geoguessr.geoguessr import limits
 
+    Raises:
+        ValueError: one line saying what is wrong.
+    """
     if not image_bytes:
         raise ValueError("empty file, not an image")
     if not image_bytes.startswith(IMAGE_SIGNATURES) and image_bytes[8:12] != b"WEBP":
         raise ValueError("not an image (JPEG, PNG, GIF, BMP or WebP expected)")
+    from tfds_geoguessr.geoguessr import limits
+
+    limit = max_pixels()
     try:
-        with Image.open(io.BytesIO(image_bytes)) as image:
-            size = image.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return  # Not even the header: the decoder names it corrupt.
-    reason = limits.too_large(*size, max_pixels())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(image_bytes)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:  # Pillow's own limit, higher than ours.
+        raise ValueError(
+            f"too large: above the limit of {limit / 1e6:.1f} MP ({limits.MAX_PIXELS_ENV})"
+        ) from None
+    except Exception:  # noqa: BLE001 (an unreadable header is a corrupt image)
+        raise ValueError(CORRUPT) from None
+    reason = limits.too_large(width, height, limit)
     if reason:
         raise ValueError(reason)
 

@@ -49,3 +49,13 @@ def test_wheel_installs_experiments_under_keras_geo(wheel):
 def test_wheel_declares_the_console_script(wheel):
     (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     assert "keras-geo = keras_geo.cli.main:main" in wheel.read(entry_points).decode()
+
+
+def test_wheel_has_the_app_and_its_extra(wheel):
+    wheel_names = set(wheel.namelist())
+    for name in ("server", "ui", "worldmap", "gradcam", "batching", "examples", "launch"):
+        assert f"keras_geo/app/{name}.py" in wheel_names
+    (metadata,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
+    text = wheel.read(metadata).decode()
+    assert "Provides-Extra: app" in text
+    assert any(line.startswith("Requires-Dist: gradio") for line in text.splitlines())

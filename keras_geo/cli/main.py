@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES = (
     "tune",
     "export",
     "predict",
+    "app",
     "bench",
     "demo",
 )

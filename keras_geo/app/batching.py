@@ -1,0 +1,104 @@
+"""Answer concurrent requests with one model call per batch of waiting images.
+
+Every request thread (FastAPI's thread pool, Gradio's workers) hands its
+encoded image to `Batcher.submit` and waits on the returned future. One worker
+thread takes whatever is waiting, up to `max_batch` images, and makes a single
+`predictor.probabilities_batch` call: the per-call overhead (eager dispatch,
+the SavedModel's function call) is paid once per batch, the matrix products
+run on a bigger batch, and only one thread ever calls the model, so results
+cannot be mixed up. A request that arrives alone is not delayed: the worker
+never waits for a batch to fill.
+
+A batch whose decoding fails (one corrupt image) is retried image by image, so
+only the bad request gets the error.
+"""
+
+import concurrent.futures
+import queue
+import threading
+
+import numpy as np
+
+_STOP = object()
+
+
+class Batcher:
+    """Runs `predictor.probabilities_batch` on a worker thread for concurrent callers.
+
+    Args:
+        predictor: a `keras_geo.predict` predictor (`probabilities_batch(list of bytes)`).
+        max_batch: most images per model call; 1 turns batching off.
+
+    Example:
+        >>> batcher = Batcher(predictor, max_batch=8)
+        >>> batcher.probabilities(open("shot.jpg", "rb").read()).shape
+        (20,)
+        >>> batcher.close()
+    """
+
+    def __init__(self, predictor, *, max_batch=8):
+        if max_batch < 1:
+            raise ValueError(f"`max_batch` must be >= 1. Received: max_batch={max_batch}")
+        self.predictor = predictor
+        self.max_batch = max_batch
+        self.batch_sizes = []  # One entry per model call, for tests and benchmarks.
+        self._queue = queue.Queue()
+        self._worker = threading.Thread(target=self._run, name="keras-geo-batcher", daemon=True)
+        self._worker.start()
+
+    def submit(self, image_bytes):
+        """Queues one encoded image; returns a future of its `[C]` probabilities."""
+        future = concurrent.futures.Future()
+        self._queue.put((image_bytes, future))
+        return future
+
+    def probabilities(self, image_bytes):
+        """Returns the `[C]` probabilities of one image (blocks until computed)."""
+        return self.submit(image_bytes).result()
+
+    def close(self):
+        """Stops the worker after the queued requests are answered."""
+        self._queue.put(_STOP)
+        self._worker.join()
+
+    def _run(self):
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    self._queue.put(_STOP)  # Answer this batch, then stop.
+                    break
+                batch.append(item)
+            self._answer(batch)
+
+    def _answer(self, batch):
+        futures = [future for _, future in batch]
+        try:
+            self.batch_sizes.append(len(batch))
+            probabilities = np.asarray(self.predictor.probabilities_batch([b for b, _ in batch]))
+            if len(probabilities) != len(batch):
+                raise RuntimeError(f"{len(probabilities)} answers for {len(batch)} images")
+        except Exception as error:  # noqa: BLE001 (handed to the caller's future)
+            if len(batch) > 1:
+                for item in batch:  # Find the bad image; the others still get answers.
+                    self._answer([item])
+            else:
+                futures[0].set_exception(error)
+            return
+        for future, row in zip(futures, probabilities, strict=True):
+            future.set_result(row)
+
+    @property
+    def class_names(self):
+        return self.predictor.class_names
+
+    @property
+    def coordinates(self):
+        return self.predictor.coordinates
