@@ -23,6 +23,7 @@ import pathlib
 import numpy as np
 
 from keras_geo import runs
+from keras_geo.config import PHASES
 from keras_geo.errors import UserError
 
 
@@ -147,7 +148,7 @@ def _per_country(confusion, class_names):
 
 def write_plots(run_dir, split, metrics, class_names):
     """Writes the confusion matrix, per-country accuracy and training curves."""
-    from keras_geo import plots, training
+    from keras_geo import plots
 
     out = runs.plots_dir(run_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -166,5 +167,5 @@ def write_plots(run_dir, split, metrics, class_names):
         out / f"per_country_accuracy_{split}.png",
         title=f"Per-country accuracy, {split} split",
     )
-    histories = {phase: runs.read_history(run_dir, phase) for phase in training.PHASES}
+    histories = {phase: runs.read_history(run_dir, phase) for phase in PHASES}
     plots.training_curves(histories, out / "training_curves.png")

@@ -21,13 +21,11 @@ last finished epoch (`keras.callbacks.BackupAndRestore`). See
 `keras_geo.runs` for the run directory layout.
 """
 
-import contextlib
 import dataclasses
 import math
 
-from keras_geo import runs
-
-PHASES = ("frozen", "finetune")
+from keras_geo import evaluation, runs
+from keras_geo.config import PHASES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,29 +63,53 @@ def train(
     """
     import keras
 
-    from keras_geo import evaluation
-
     run_dir = runs.prepare_run_dir(config, run_dir)
     keras.utils.set_random_seed(config.seed)
-    with _dtype_policy(config.mixed_precision):
-        strategy = make_strategy(config.strategy)
-        data = _load_data(config)
-        runs.write_class_names(run_dir, data.class_names)
-        with strategy.scope():
-            model = _restore_model(config, run_dir, data.class_names)
-            for phase in PHASES:
-                if phase in runs.phases_done(run_dir):
-                    continue
-                fit_kwargs = dict(
-                    callbacks=callbacks,
-                    verbose=verbose,
-                    steps_per_epoch=steps_per_epoch,
-                    cache_dir=feature_cache_dir or run_dir / "features",
-                )
-                _run_phase(model, phase, config, data, run_dir, fit_kwargs)
-            _keep_best_phase(model, run_dir)
-        runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
-        evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
+    strategy = make_strategy(config.strategy)
+    data = _load_data(config)
+    runs.write_class_names(run_dir, data.class_names)
+    with strategy.scope():
+        model = _restore_model(config, run_dir, data.class_names)
+        for phase in PHASES:
+            if phase in runs.phases_done(run_dir):
+                continue
+            fit_kwargs = dict(
+                callbacks=callbacks,
+                verbose=verbose,
+                steps_per_epoch=steps_per_epoch,
+                cache_dir=feature_cache_dir or run_dir / "features",
+            )
+            _run_phase(model, phase, config, data, run_dir, fit_kwargs)
+        _keep_best_phase(model, run_dir)
+    runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
+    evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
+    return model
+
+
+def build_model(config, class_names):
+    """Builds the model of `config` for `class_names` (phase "frozen", not compiled).
+
+    `config.mixed_precision` gives the model the "mixed_float16" policy (its
+    head stays float32); the global policy is left alone.
+    """
+    from keras_geo import model as model_lib
+
+    return model_lib.build_model(
+        len(class_names),
+        image_size=config.image_size,
+        weights=config.weights,
+        mixed_precision=config.mixed_precision,
+    )
+
+
+def build_phase_model(config, phase, class_names):
+    """Builds the model of `config` compiled for `phase`, as `train` runs that phase.
+
+    The one compile path of training and tuning: a tuning trial calls it with
+    `config.replace(**trial_values)`.
+    """
+    model = build_model(config, class_names)
+    compile_for_phase(model, phase, config, class_names)
     return model
 
 
@@ -138,20 +160,6 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
-@contextlib.contextmanager
-def _dtype_policy(mixed_precision):
-    """Sets `mixed_float16` as the global policy for the block if asked."""
-    import keras
-
-    previous = keras.mixed_precision.global_policy()
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 def _load_data(config):
     from keras_geo import datasets
 
@@ -164,11 +172,7 @@ def _load_data(config):
 
 def _restore_model(config, run_dir, class_names):
     """Builds the model; loads the weights of the last finished phase if any."""
-    from keras_geo import model as model_lib
-
-    model = model_lib.build_model(
-        len(class_names), image_size=config.image_size, weights=config.weights
-    )
+    model = build_model(config, class_names)
     done = runs.phases_done(run_dir)
     finished = [phase for phase in PHASES if phase in done]
     if finished:

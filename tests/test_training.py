@@ -199,7 +199,8 @@ class Probe(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         strategy = tf.distribute.get_strategy()
         seen["replicas"] = strategy.num_replicas_in_sync
-        seen["policy"] = keras.mixed_precision.global_policy().name
+        seen["policy"] = self.model.dtype_policy.name
+        seen["optimizer"] = type(self.model.optimizer).__name__
         seen["backbone_policy"] = self.model.get_layer("backbone").dtype_policy.name
 
 model = training.train(
@@ -237,6 +238,7 @@ def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(synthetic_dat
     seen = json.loads(line[len("RESULT ") :])
     assert seen["replicas"] == 2
     assert seen["policy"] == "mixed_float16"
+    assert seen["optimizer"] == "LossScaleOptimizer"
     assert seen["backbone_policy"] == "mixed_float16"
     assert seen["output_dtype"] == "float32"
     assert seen["policy_after"] == "float32"

@@ -8,7 +8,15 @@ cached features vs through the backbone), `decode` (stored image size),
 1536x662 JPEGs) and `report` (everything, written to BENCHMARKS tables).
 """
 
+from keras_geo.cli import flags
+from keras_geo.config import PHASES, TrainConfig
+
 DEFAULT_SECONDS = 15.0
+# The TrainConfig fields `bench input` and `bench train` take, as `train` spells them.
+_INPUT_FIELDS = ("dataset", "data_dir", "batch_size", "image_size", "flip")
+_INPUT_DEFAULTS = TrainConfig(batch_size=64)
+_TRAIN_FIELDS = ("image_size", "batch_size", "weights", "mixed_precision")
+_TRAIN_DEFAULTS = TrainConfig(batch_size=16, weights="none")
 
 
 def add_parser(subparsers):
@@ -45,12 +53,8 @@ def _common(parser, *, seconds=True):
 
 def _add_input(commands):
     p = commands.add_parser("input", help="training input pipeline from the built dataset")
-    p.add_argument("--dataset", default="geoguessr/top20", help="geoguessr/<config>")
-    p.add_argument("--data-dir", help="TFDS data dir (default: TFDS' default)")
     p.add_argument("--split", default="train")
-    p.add_argument("--batch-size", type=_positive_int, default=64)
-    p.add_argument("--image-size", type=_image_size, default=224)
-    p.add_argument("--no-flip", dest="flip", action="store_false", help="no random flips")
+    flags.add_config_flags(p, only=_INPUT_FIELDS, defaults=_INPUT_DEFAULTS)
     _common(p)
     p.set_defaults(func=_run_input)
 
@@ -67,12 +71,9 @@ def _add_baseline(commands):
 
 def _add_train(commands):
     p = commands.add_parser("train", help="training steps of one phase on random tensors")
-    p.add_argument("--phase", choices=("frozen", "finetune", "full"), default="finetune")
-    p.add_argument("--image-size", type=_image_size, default=224)
-    p.add_argument("--batch-size", type=_positive_int, default=16)
+    p.add_argument("--phase", choices=(*PHASES, "full"), default="finetune")
     p.add_argument("--steps", type=_positive_int, default=5, help="timed steps (after 2 warm-up)")
-    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
-    p.add_argument("--weights", default="none", help="none (default), imagenet or a .h5 path")
+    flags.add_config_flags(p, only=_TRAIN_FIELDS, defaults=_TRAIN_DEFAULTS)
     _common(p, seconds=False)
     p.set_defaults(func=_run_train)
 
@@ -140,14 +141,15 @@ def _finish(record, args):
 def _run_input(args):
     from keras_geo.bench.input import run_input
 
+    config = _INPUT_DEFAULTS.replace(**flags.config_overrides(args))
     record = run_input(
-        args.dataset,
-        data_dir=args.data_dir,
+        config.dataset,
+        data_dir=config.data_dir,
         split=args.split,
-        batch_size=args.batch_size,
-        image_size=args.image_size,
+        batch_size=config.batch_size,
+        image_size=config.image_size,
         seconds=args.seconds,
-        flip=args.flip,
+        flip=config.flip,
     )
     print(
         f"{record['images']} images in {record['seconds']:.1f} s, "
@@ -177,13 +179,14 @@ def _run_baseline(args):
 def _run_train(args):
     from keras_geo.bench.train import run_train
 
+    config = _TRAIN_DEFAULTS.replace(**flags.config_overrides(args))
     record = run_train(
         args.phase,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
         steps=args.steps,
-        mixed_precision=args.mixed_precision,
-        weights=args.weights,
+        mixed_precision=config.mixed_precision,
+        weights=config.weights,
     )
     print(f"device: {record['device']}")
     print(
