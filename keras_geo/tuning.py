@@ -1,12 +1,15 @@
-"""Random search over the paper's four hyperparameters with KerasTuner.
+"""Random search of `keras_geo.search_space` with KerasTuner.
 
 The paper sampled batch size, learning rate, the loss weight alpha and weight
 decay at random for 30 trials of 10 epochs, then trained the best setting for
-40 epochs. `search` runs that search with `keras_tuner.RandomSearch` and
-writes, under `RUN_DIR/tuning/`:
+40 epochs. `search` runs that search with `keras_tuner.RandomSearch`; each
+trial trains the model `keras-geo train` would for its values (see
+`GeoHyperModel`). It writes, under `RUN_DIR/tuning/` (file names in
+`keras_geo.search_space`):
 
 - `search/`: KerasTuner's own project (oracle and one `trial_*/` per trial);
   rerunning the same command resumes from it, no finished trial runs again.
+- `search_config.json`: the fixed settings a resume must match.
 - `trials.csv`, `best.json` (TrainConfig field names, for
   `keras-geo train --hparams`), `search.png` (see `keras_geo.tuning_report`).
 
@@ -16,6 +19,7 @@ Distributed search uses KerasTuner's chief/worker mode unchanged: set
 `keras-geo tune` command in every process, all sharing one `--run-dir`.
 """
 
+import copy
 import json
 import os
 import re
@@ -148,17 +152,23 @@ class GeoTuner(keras_tuner.RandomSearch):
     the final model is retrained from `best.json`), and each trial leaves a
     `keras_geo.json` record (status, reason of a failure, wall time) in its
     trial directory, which also works for workers of a distributed search.
+
+    The first two override or call KerasTuner's private `_populate_initial_space`
+    and `_build_and_fit_model` (both kept "for AutoKeras to override" upstream);
+    `setup.cfg` pins `keras-tuner` to the tested range and
+    `tests/test_tuning.py` fails if either changes.
     """
 
     def _populate_initial_space(self):
+        # Upstream also builds the model (`_activate_all_conditions`) to find
+        # conditional hyperparameters; the space has none.
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
 
     def run_trial(self, trial, *args, **kwargs):
-        callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
-        if any(type(c).__name__ == "TensorBoard" for c in callbacks):
-            self._configure_tensorboard_dir(callbacks, trial)
+        # Upstream's run_trial adds a `SaveBestEpoch` weight checkpoint per trial.
+        callbacks = copy.deepcopy(kwargs.pop("callbacks", None) or [])
         return self._build_and_fit_model(trial, *args, callbacks=callbacks, **kwargs)
 
     def on_trial_begin(self, trial):
@@ -179,7 +189,7 @@ class GeoTuner(keras_tuner.RandomSearch):
             json.dump(record, f, indent=2)
         super().on_trial_end(trial)  # The oracle scores the trial here.
         self._print_progress(trial, record)
-        if not self._is_worker():
+        if distributed_role() != "worker":
             tuning_report.write_trials_csv(os.path.dirname(self.project_dir))
 
     def _print_progress(self, trial, record):
@@ -389,7 +399,7 @@ def _failures_message(error, tuning_dir):
     message = f"{limit.group(1) if limit else 'Too many'} trials failed in a row"
     if isinstance(error, RuntimeError) and "\n" in text.strip():
         message += f" (last: {tuning_report.summarize_error(text.split(chr(10), 1)[1])})"
-    where = os.path.join(tuning_dir, "trials.csv")
+    where = os.path.join(tuning_dir, search_space.TRIALS_FILE)
     return f"{message}; search stopped. Reasons in {where} (on the chief)"
 
 

@@ -421,3 +421,68 @@ def test_tune_loss_crossentropy_tunes_plain_cross_entropy(
     assert [type(loss) for loss in losses] == [keras.losses.SparseCategoricalCrossentropy]
     stored = json.loads((run_dir / "tuning" / search_space.CONFIG_FILE).read_text())
     assert stored["loss"] == "crossentropy" and "alpha" not in stored
+
+
+# --- KerasTuner's private methods GeoTuner relies on --------------------------------
+
+
+def test_keras_tuner_private_methods_geotuner_relies_on_are_still_there():
+    """Fails when keras-tuner changes what GeoTuner overrides (see setup.cfg's pin)."""
+    import inspect
+
+    base = keras_tuner.RandomSearch
+    assert list(inspect.signature(base._build_and_fit_model).parameters) == [
+        "self", "trial", "args", "kwargs",
+    ]  # fmt: skip
+    assert list(inspect.signature(base._populate_initial_space).parameters) == ["self"]
+    # The overrides are still needed: upstream builds the model to populate the space
+    # and checkpoints every trial's best epoch.
+    assert "_activate_all_conditions" in inspect.getsource(base._populate_initial_space)
+    assert "SaveBestEpoch" in inspect.getsource(base.run_trial)
+
+
+def test_geotuner_builds_once_per_trial_and_writes_no_checkpoint(tmp_path):
+    class Counting(ToyHyperModel):
+        builds = 0
+
+        def build(self, hp):
+            Counting.builds += 1
+            return super().build(hp)
+
+    _toy_search(tmp_path, Counting(), max_trials=2)
+    assert Counting.builds == 2  # none to populate the space
+    trial_dirs = sorted((tmp_path / "tuning" / "search").glob("trial_*"))
+    assert len(trial_dirs) == 2
+    assert not [p for d in trial_dirs for p in d.rglob("*.weights.h5")]
+    assert all((d / search_space.SIDE_CAR).is_file() for d in trial_dirs)
+
+
+def test_search_space_docstring_table_matches_the_space():
+    import re
+
+    rows = [line for line in search_space.__doc__.splitlines() if line.startswith("| ")][1:]
+    table = {row.split("|")[1].strip(): row.split("|")[3] for row in rows}
+    assert list(table) == list(search_space.HYPERPARAMETERS)
+    for name, spec in search_space.SPACE.items():
+        numbers = [float(n) for n in re.findall(r"\d[\d.]*(?:e-?\d+)?", table[name])]
+        starred = float(re.search(r"([\d.e-]+)\*", table[name]).group(1))
+        assert starred == search_space.DEFAULTS[name], name
+        if isinstance(spec, search_space.Choice):
+            assert numbers == list(spec.values), name
+        else:
+            assert (numbers[0], numbers[-1]) == search_space.bounds(name), name
+            assert numbers[1] - numbers[0] == spec.step, name
+
+
+def test_resume_check_compares_every_fixed_field_and_reads_older_files(tmp_path):
+    config = TrainConfig(dataset="geoguessr/synthetic", image_size=32)
+    settings = tuning.search_settings(config, phase="finetune", epochs=1, max_examples=None)
+    assert "loss" in settings and not set(search_space.HYPERPARAMETERS) & set(settings)
+    older = {k: v for k, v in settings.items() if k not in ("loss", "strategy")}
+    (tmp_path / search_space.CONFIG_FILE).write_text(json.dumps(older))
+    tuning._check_search_config(str(tmp_path), settings, overwrite=False, role=None)
+    changed = tuning.search_settings(
+        config.replace(loss="crossentropy"), phase="finetune", epochs=1, max_examples=None
+    )
+    with pytest.raises(UserError, match="loss: 'haversine' -> 'crossentropy'"):
+        tuning._check_search_config(str(tmp_path), changed, overwrite=False, role=None)
