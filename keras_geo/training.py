@@ -24,8 +24,13 @@ last finished epoch (`keras.callbacks.BackupAndRestore`). See
 import dataclasses
 import math
 
-from keras_geo import evaluation, runs
+import keras
+import tensorflow as tf
+
+from keras_geo import datasets, evaluation, features, pipeline, runs
+from keras_geo import model as model_lib
 from keras_geo.config import PHASES
+from keras_geo.losses import HaversineCrossEntropy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +66,6 @@ def train(
     Returns:
         The trained `keras.Model` (best weights of the last phase run).
     """
-    import keras
 
     run_dir = runs.prepare_run_dir(config, run_dir)
     keras.utils.set_random_seed(config.seed)
@@ -92,7 +96,6 @@ def build_model(config, class_names):
     `config.mixed_precision` gives the model the "mixed_float16" policy (its
     head stays float32); the global policy is left alone.
     """
-    from keras_geo import model as model_lib
 
     return model_lib.build_model(
         len(class_names),
@@ -121,9 +124,6 @@ def build_loss(config, class_names):
     with `tau_km` set, cross-entropy on haversine-smoothed labels
     (`HaversineCrossEntropy` with `alpha=0`).
     """
-    import keras
-
-    from keras_geo.losses import HaversineCrossEntropy
 
     if config.loss == "crossentropy" and config.tau_km is None:
         return keras.losses.SparseCategoricalCrossentropy()
@@ -133,7 +133,6 @@ def build_loss(config, class_names):
 
 def compile_for_phase(model, phase, config, class_names):
     """Sets the trainable layers of `phase` and (re)compiles `model`."""
-    from keras_geo import model as model_lib
 
     model_lib.set_phase(model, phase)
     model_lib.compile_model(
@@ -152,7 +151,6 @@ def make_strategy(name):
     `"mirrored"` replicates over every local GPU, or, with none, over every
     logical CPU device (one replica on a plain CPU machine).
     """
-    import tensorflow as tf
 
     if name == "default":
         return tf.distribute.get_strategy()
@@ -161,7 +159,6 @@ def make_strategy(name):
 
 
 def _load_data(config):
-    from keras_geo import datasets
 
     return _Data(
         train=datasets.load_split(config.dataset, "train", data_dir=config.data_dir),
@@ -234,7 +231,6 @@ def _keep_best_phase(model, run_dir):
 
 
 def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch):
-    from keras_geo import pipeline
 
     train_ds = pipeline.train_dataset(
         data.train,
@@ -257,7 +253,6 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
 
 
 def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
-    from keras_geo import features
 
     features.fit_head_on_features(
         model,
@@ -275,7 +270,6 @@ def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
 
 def _phase_callbacks(run_dir, phase):
     """CSV history, best checkpoint by val_accuracy, and backup for resuming."""
-    import keras
 
     backup = runs.backup_dir(run_dir, phase)
     history = runs.history_path(run_dir, phase)

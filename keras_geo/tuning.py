@@ -27,8 +27,9 @@ import time
 
 import keras
 import keras_tuner
+import tensorflow as tf
 
-from keras_geo import runs, search_space, training, tuning_report
+from keras_geo import datasets, features, pipeline, runs, search_space, training, tuning_report
 from keras_geo.config import PHASES, TrainConfig
 from keras_geo.errors import UserError
 
@@ -106,7 +107,6 @@ class GeoHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, x, *args, validation_data=None, callbacks=None, **kwargs):
         """Batches the unbatched datasets with the trial's batch size and trains."""
-        from keras_geo import pipeline
 
         config = self.trial_config(hp)
         callbacks = [*(callbacks or []), FailOnNaNLoss()]
@@ -127,7 +127,6 @@ class GeoHyperModel(keras_tuner.HyperModel):
         return model.fit(train, *args, validation_data=val, callbacks=callbacks, **kwargs)
 
     def _fit_head(self, model, train, val, config, callbacks, **kwargs):
-        from keras_geo import features
 
         return features.fit_head_on_features(
             model,
@@ -226,7 +225,6 @@ def distributed_role():
 
 def enable_memory_growth():
     """Lets TensorFlow grow GPU memory as needed instead of grabbing it all."""
-    import tensorflow as tf
 
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
@@ -268,7 +266,6 @@ def search_settings(config, *, phase, epochs, max_examples):
 
 
 def _load_data(config, max_examples):
-    from keras_geo import datasets
 
     train = datasets.load_split(config.dataset, "train", data_dir=config.data_dir)
     val = datasets.load_split(config.dataset, "validation", data_dir=config.data_dir)
