@@ -211,12 +211,13 @@ def fit_head_on_features(
     )
 
 
-# Callbacks that only save `self.model`: they must save the FULL model.
-_FULL_MODEL_SAVERS = ("ModelCheckpoint", "SaveBestEpoch")  # keras, keras_tuner
-
-
 def _bind(callback, model):
-    if any(cls.__name__ in _FULL_MODEL_SAVERS for cls in type(callback).__mro__):
+    """A `ModelCheckpoint` saves `self.model`: bound to the FULL model, not the head.
+
+    (KerasTuner's own `SaveBestEpoch` is never added: `tuning.GeoTuner` writes
+    no per-trial checkpoint.)
+    """
+    if isinstance(callback, keras.callbacks.ModelCheckpoint):
         return _BoundCallback(callback, model)
     return callback
 
