@@ -25,6 +25,7 @@ import numpy as np
 
 from keras_geo import datasets, pipeline, plots, runs
 from keras_geo.config import PHASES
+from keras_geo.console import keras_verbose
 from keras_geo.errors import UserError
 from keras_geo.metrics import distance_summary, distances_km
 
@@ -75,7 +76,8 @@ def predict_split(model, split_ds, *, image_size, batch_size, verbose="auto"):
 
     batches = pipeline.eval_dataset(split_ds, image_size=image_size, batch_size=batch_size)
     steps = int(batches.cardinality())
-    progbar = keras.utils.Progbar(steps if steps > 0 else None, unit_name="batch")
+    verbose = keras_verbose(verbose)
+    progbar = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose, unit_name="batch")
     progbar = progbar if verbose else None
     labels, probabilities = [], []
     for step, (images, batch_labels) in enumerate(batches):

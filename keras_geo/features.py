@@ -33,6 +33,7 @@ import keras
 import numpy as np
 
 from keras_geo import pipeline
+from keras_geo.console import keras_verbose
 from keras_geo.model import backbone, feature_extractor, head
 
 CACHE_FORMAT = 1
@@ -57,7 +58,7 @@ def extract_features(model, ds, *, batch_size, verbose="auto"):
             (0,), np.int64
         )
     stream = pipeline.eval_dataset(ds, image_size=image_size, batch_size=batch_size)
-    features, labels = extractor.predict(stream, verbose=verbose)
+    features, labels = extractor.predict(stream, verbose=keras_verbose(verbose))
     return np.asarray(features, np.float32), np.asarray(labels, np.int64).reshape(-1)
 
 
@@ -206,7 +207,7 @@ def fit_head_on_features(
         callbacks=[_bind(callback, model) for callback in callbacks or []],
         initial_epoch=initial_epoch,
         shuffle=shuffle,
-        verbose=verbose,
+        verbose=keras_verbose(verbose),
         **fit_kwargs,
     )
 

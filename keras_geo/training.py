@@ -30,6 +30,7 @@ import tensorflow as tf
 from keras_geo import datasets, evaluation, features, pipeline, runs
 from keras_geo import model as model_lib
 from keras_geo.config import PHASES
+from keras_geo.console import keras_verbose
 from keras_geo.losses import HaversineCrossEntropy
 
 
@@ -56,7 +57,7 @@ def train(
         run_dir: the run directory; created, or resumed if it holds the same
             config (a different config raises `UserError`).
         callbacks: extra Keras callbacks for every phase's `fit`.
-        verbose: passed to `fit` (`"auto"`: progress bars).
+        verbose: passed to `fit` (`"auto"`: `keras_geo.console.keras_verbose`).
         steps_per_epoch: caps the batches of an image-path epoch (smoke tests
             and benchmarks; not part of the config, so not for real runs).
         feature_cache_dir: where the frozen phase's feature cache lives;
@@ -67,6 +68,7 @@ def train(
         The trained `keras.Model` (best weights of the last phase run).
     """
 
+    verbose = keras_verbose(verbose)
     run_dir = runs.prepare_run_dir(config, run_dir)
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)

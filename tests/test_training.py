@@ -261,3 +261,19 @@ def test_the_phase_with_the_best_val_accuracy_is_kept(tmp_path):
     runs.mark_phase_done(tmp_path, "finetune", {"best_val_accuracy": 0.4, "weights": weights})
     training._keep_best_phase(model, tmp_path)  # a tie goes to the later phase
     assert runs.read_model_record(tmp_path)["phase"] == "finetune"
+
+
+def test_progress_is_one_line_per_epoch_when_stdout_is_not_a_terminal(monkeypatch):
+    import io
+
+    from keras_geo.console import keras_verbose
+
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert keras_verbose() == 2 and keras_verbose(1) == 1
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert keras_verbose("auto") == 1
