@@ -49,3 +49,10 @@ def test_wheel_installs_experiments_under_keras_geo(wheel):
 def test_wheel_declares_the_console_script(wheel):
     (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     assert "keras-geo = keras_geo.cli.main:main" in wheel.read(entry_points).decode()
+
+
+def test_wheel_ships_only_the_user_benchmarks(wheel):
+    names = {n for n in wheel.namelist() if n.startswith("keras_geo/bench/")}
+    assert {"keras_geo/bench/input.py", "keras_geo/bench/train.py"} <= names
+    for study in ("baseline", "report", "scaling", "fake_kaggle", "storage", "cache"):
+        assert f"keras_geo/bench/{study}.py" not in names
