@@ -180,19 +180,11 @@ def run_baseline(manual_dir, *, seconds=15.0, workers=None, batch_size=64, size=
 
 
 def main(argv=None):
-    p = common.parser(__doc__)
+    p = common.parser(__doc__, sizes=(224, 64))
     p.add_argument("--manual-dir", required=True, help="folder in the Kaggle layout")
     p.add_argument("--workers", type=common.positive_int, help="worker processes (default: cores)")
-    p.add_argument("--batch-size", type=common.positive_int, default=64)
-    p.add_argument("--image-size", type=common.image_size, default=224)
     args = p.parse_args(argv)
-    record = run_baseline(
-        args.manual_dir,
-        seconds=args.seconds,
-        workers=args.workers,
-        batch_size=args.batch_size,
-        size=args.image_size,
-    )
+    record = common.call(run_baseline, args, size=args.image_size)
     print(
         f"{record['images']} images in {record['seconds']:.1f} s, "
         f"{record['workers']} workers, {record['files']} files, "

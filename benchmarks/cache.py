@@ -101,18 +101,11 @@ def run_cache(*, images=256, image_size=224, batch_size=32, work_dir=None, num_c
 
 
 def main(argv=None):
-    p = common.parser(__doc__, seconds=False)
+    p = common.parser(__doc__, seconds=False, sizes=(224, 32))
     p.add_argument("--images", type=common.positive_int, default=256, help="images in the epoch")
-    p.add_argument("--image-size", type=common.image_size, default=224)
-    p.add_argument("--batch-size", type=common.positive_int, default=32)
     p.add_argument("--work-dir", help="where the feature cache goes (default: a temp dir)")
     args = p.parse_args(argv)
-    record = run_cache(
-        images=args.images,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        work_dir=args.work_dir,
-    )
+    record = common.call(run_cache, args)
     print(
         f"frozen epoch of {record['images']} images: backbone "
         f"{record['backbone_epoch_s']:.2f} s, cached features "

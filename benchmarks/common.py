@@ -1,29 +1,36 @@
 """Argument types and the ending every benchmark script shares (not a benchmark)."""
 
 import argparse
+import inspect
 import sys
 
-from keras_geo.bench.timing import result_line, write_json
+from keras_geo.cli.bench import add_output_args, finish, positive_float, positive_int
 from keras_geo.config import MIN_IMAGE_SIZE
 from keras_geo.errors import UserError
 
-DEFAULT_SECONDS = 15.0
+__all__ = ["finish", "positive_float", "positive_int"]  # Shared with `keras-geo bench`.
 
 
-def parser(doc, *, seconds=True):
-    """An `ArgumentParser` described by the script's docstring, with --seconds and --json."""
+def parser(doc, *, seconds=True, sizes=None):
+    """An `ArgumentParser` described by the script's docstring, with --seconds and --json.
+
+    `sizes`: `(image_size, batch_size)` defaults of an `--image-size` and a
+    `--batch-size` flag, or None for neither.
+    """
     p = argparse.ArgumentParser(
         description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    if seconds:
-        p.add_argument(
-            "--seconds",
-            type=positive_float,
-            default=DEFAULT_SECONDS,
-            help="timed duration after warm-up (default %(default)s)",
-        )
-    p.add_argument("--json", metavar="FILE", help="also write the details as JSON")
+    if sizes:
+        p.add_argument("--image-size", type=image_size, default=sizes[0])
+        p.add_argument("--batch-size", type=positive_int, default=sizes[1])
+    add_output_args(p, seconds=seconds)
     return p
+
+
+def call(function, args, **values):
+    """Calls `function` with the parsed flags named like its parameters, and `values`."""
+    names = inspect.signature(function).parameters
+    return function(**{**{k: v for k, v in vars(args).items() if k in names}, **values})
 
 
 def run(main, argv=None):
@@ -34,31 +41,6 @@ def run(main, argv=None):
         print(f"{sys.argv[0]}: error: {error}", file=sys.stderr)
         return 2
     return 0
-
-
-def finish(record, args):
-    write_json(args.json, record)
-    print(result_line(record["images_per_second"]))
-
-
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
 
 
 def image_size(text):

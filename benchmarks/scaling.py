@@ -133,7 +133,7 @@ def _add_ratios(rows):
 
 
 def main(argv=None):
-    p = common.parser(__doc__)
+    p = common.parser(__doc__, sizes=(224, 32))
     p.add_argument("--work-dir", required=True, help="folder for fake frames and datasets")
     p.add_argument(
         "--per-country",
@@ -143,19 +143,9 @@ def main(argv=None):
     )
     p.add_argument("--factors", default="1,2,4", help="data multiples (default %(default)s)")
     p.add_argument("--frame-size", type=common.frame_size, default=(1536, 662), help="WxH")
-    p.add_argument("--image-size", type=common.image_size, default=224)
-    p.add_argument("--batch-size", type=common.positive_int, default=32)
     p.set_defaults(seconds=5.0)
     args = p.parse_args(argv)
-    record = run_scaling(
-        args.work_dir,
-        per_country=args.per_country,
-        factors=common.factors(args.factors),
-        frame_size=args.frame_size,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        seconds=args.seconds,
-    )
+    record = common.call(run_scaling, args, factors=common.factors(args.factors))
     for row in record["rows"]:
         print(
             f"{row['factor']}x: {row['images']} files, build {row['build_s']:.1f} s, "

@@ -94,19 +94,11 @@ def run_decode(*, count=64, image_size=224, batch_size=32, seconds=5.0, frame_si
 
 
 def main(argv=None):
-    p = common.parser(__doc__)
+    p = common.parser(__doc__, sizes=(224, 32))
     p.add_argument("--images", type=common.positive_int, default=64, help="distinct frames")
-    p.add_argument("--image-size", type=common.image_size, default=224)
     p.add_argument("--frame-size", type=common.frame_size, default=(1536, 662), help="WxH")
-    p.add_argument("--batch-size", type=common.positive_int, default=32)
     args = p.parse_args(argv)
-    record = run_decode(
-        count=args.images,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        seconds=args.seconds,
-        frame_size=args.frame_size,
-    )
+    record = common.call(run_decode, args, count=args.images)
     for row in record["rows"]:
         print(
             f"{row['variant']:>10}: {row['mean_kb']:6.1f} KB/file, "

@@ -38,20 +38,6 @@ class Interrupt(keras.callbacks.Callback):
         raise RuntimeError("simulated interruption")
 
 
-def _tiny(data_dir, **overrides):
-    values = dict(
-        dataset="geoguessr/synthetic",
-        data_dir=data_dir,
-        weights="none",
-        image_size=32,
-        epochs_frozen=1,
-        epochs_finetune=1,
-        batch_size=64,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
 @pytest.fixture(scope="module")
 def feature_cache(tmp_path_factory):
     """One feature cache for the module: same seed, same random backbone, same key."""
@@ -59,9 +45,9 @@ def feature_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic_data_dir, feature_cache, tmp_path_factory):
+def trained(tiny_config, feature_cache, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    config = _tiny(synthetic_data_dir)
+    config = tiny_config()
     counter = EpochCounter()
     model = training.train(
         config,
@@ -144,11 +130,9 @@ def test_load_model_bare_keras_without_metadata(tmp_path):
         runs.load_model(tmp_path / "missing.keras")
 
 
-def test_interrupted_phase_resumes_at_the_next_epoch(
-    synthetic_data_dir, feature_cache, trained, tmp_path
-):
+def test_interrupted_phase_resumes_at_the_next_epoch(tiny_config, feature_cache, trained, tmp_path):
     # The cached frozen phase: BackupAndRestore backs up the head-only model.
-    config = _tiny(synthetic_data_dir, epochs_frozen=2, epochs_finetune=0)
+    config = tiny_config(epochs_frozen=2, epochs_finetune=0)
     kwargs = dict(verbose=0, feature_cache_dir=feature_cache)
     cached = sorted(feature_cache.iterdir())
     with pytest.raises(RuntimeError, match="simulated"):
@@ -212,9 +196,8 @@ print("RESULT " + json.dumps(seen))
 """
 
 
-def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(synthetic_data_dir, tmp_path):
-    config = _tiny(
-        synthetic_data_dir,
+def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(tiny_config, tmp_path):
+    config = tiny_config(
         epochs_finetune=0,
         cache_features=False,
         strategy="mirrored",

@@ -295,20 +295,13 @@ def test_tune_runs_resumes_and_best_json_feeds_train(synthetic_data_dir, tmp_pat
 
 
 @pytest.mark.slow
-def test_best_json_trains(synthetic_data_dir, tmp_path):
+def test_best_json_trains(synthetic_data_dir, tmp_path, tiny_config):
     from keras_geo import training
 
     run_dir = tmp_path / "run"
     assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
     best = json.loads((run_dir / "tuning" / "best.json").read_text())
-    config = TrainConfig(
-        dataset="geoguessr/synthetic",
-        data_dir=synthetic_data_dir,
-        weights="none",
-        image_size=32,
-        epochs_frozen=0,
-        epochs_finetune=1,
-    ).replace(**best)
+    config = tiny_config(epochs_frozen=0, batch_size=180).replace(**best)
     model = training.train(config, run_dir, verbose=0)
     assert model.output_shape == (None, 20)
 
@@ -363,17 +356,12 @@ def _compiled(model):
     }
 
 
-def test_a_trial_compiles_what_training_compiles(synthetic_data_dir, tmp_path):
+def test_a_trial_compiles_what_training_compiles(tmp_path, tiny_config):
     from keras_geo import training
 
     values = {"batch_size": 8, "learning_rate": 3e-4, "weight_decay": 0.0, "alpha": 0.5}
-    fixed = TrainConfig(
-        dataset="geoguessr/synthetic",
-        data_dir=synthetic_data_dir,
-        weights="none",
-        image_size=32,
+    fixed = tiny_config(
         epochs_frozen=0,
-        epochs_finetune=1,
         cache_features=False,
         loss="crossentropy",
         tau_km=500.0,  # cross-entropy on smoothed labels: HaversineCrossEntropy(alpha=0)

@@ -30,11 +30,12 @@ def add_parser(subparsers):
         add(commands)
 
 
-def _common(parser, *, seconds=True):
+def add_output_args(parser, *, seconds=True):
+    """Adds `--seconds` (timed duration) and `--json` (details file)."""
     if seconds:
         parser.add_argument(
             "--seconds",
-            type=_positive_float,
+            type=positive_float,
             default=DEFAULT_SECONDS,
             help="timed duration after warm-up (default %(default)s)",
         )
@@ -45,20 +46,21 @@ def _add_input(commands):
     p = commands.add_parser("input", help="training input pipeline from the built dataset")
     p.add_argument("--split", default="train")
     flags.add_config_flags(p, only=_INPUT_FIELDS, defaults=_INPUT_DEFAULTS)
-    _common(p)
+    add_output_args(p)
     p.set_defaults(func=_run_input)
 
 
 def _add_train(commands):
     p = commands.add_parser("train", help="training steps of one phase on random tensors")
     p.add_argument("--phase", choices=(*PHASES, "full"), default="finetune")
-    p.add_argument("--steps", type=_positive_int, default=5, help="timed steps (after 2 warm-up)")
+    p.add_argument("--steps", type=positive_int, default=5, help="timed steps (after 2 warm-up)")
     flags.add_config_flags(p, only=_TRAIN_FIELDS, defaults=_TRAIN_DEFAULTS)
-    _common(p, seconds=False)
+    add_output_args(p, seconds=False)
     p.set_defaults(func=_run_train)
 
 
-def _finish(record, args):
+def finish(record, args):
+    """Writes `--json` and prints the `images/s:` line every benchmark ends with."""
     from keras_geo.bench.timing import result_line, write_json
 
     write_json(args.json, record)
@@ -82,7 +84,7 @@ def _run_input(args):
         f"{record['images']} images in {record['seconds']:.1f} s, "
         f"{record['images_per_cpu_second']:.1f} images per CPU-second"
     )
-    _finish(record, args)
+    finish(record, args)
 
 
 def _run_train(args):
@@ -102,10 +104,10 @@ def _run_train(args):
         f"phase {record['phase']}: {record['trainable_parameters']:,} trainable "
         f"parameters, {record['steps']} steps in {record['seconds']:.1f} s"
     )
-    _finish(record, args)
+    finish(record, args)
 
 
-def _positive_int(text):
+def positive_int(text):
     import argparse
 
     try:
@@ -117,7 +119,7 @@ def _positive_int(text):
     return value
 
 
-def _positive_float(text):
+def positive_float(text):
     import argparse
 
     try:
