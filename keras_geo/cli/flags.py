@@ -53,7 +53,8 @@ def add_config_flags(parser, *, only=None, exclude=(), defaults=None):
     selected = config_fields(only=only, exclude=exclude)
     for field in selected:
         kind = _value_type(hints[field.name])
-        text = f"{field.metadata['help']} (default: {getattr(defaults, field.name)})"
+        default = getattr(defaults, field.name)
+        text = field.metadata["help"] + ("" if default is None else f" (default: {default})")
         kwargs = dict(dest=field.name, default=None, help=text)
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
