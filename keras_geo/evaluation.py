@@ -73,7 +73,6 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
 
 def predict_split(model, split_ds, *, image_size, batch_size, verbose="auto"):
     """Returns `(labels [N] int, probabilities [N, C] float)` over a split."""
-
     batches = pipeline.eval_dataset(split_ds, image_size=image_size, batch_size=batch_size)
     steps = int(batches.cardinality())
     verbose = keras_verbose(verbose)
@@ -143,7 +142,6 @@ def _per_country(confusion, class_names):
 
 def write_plots(run_dir, split, metrics, class_names):
     """Writes the confusion matrix, per-country accuracy and training curves."""
-
     out = runs.plots_dir(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     accuracy = metrics["accuracy"]

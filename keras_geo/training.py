@@ -135,7 +135,6 @@ def build_loss(config, class_names):
 
 def compile_for_phase(model, phase, config, class_names):
     """Sets the trainable layers of `phase` and (re)compiles `model`."""
-
     model_lib.set_phase(model, phase)
     model_lib.compile_model(
         model,
@@ -161,7 +160,6 @@ def make_strategy(name):
 
 
 def _load_data(config):
-
     return _Data(
         train=datasets.load_split(config.dataset, "train", data_dir=config.data_dir),
         validation=datasets.load_split(config.dataset, "validation", data_dir=config.data_dir),
@@ -233,7 +231,6 @@ def _keep_best_phase(model, run_dir):
 
 
 def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch):
-
     train_ds = pipeline.train_dataset(
         data.train,
         image_size=config.image_size,
@@ -255,7 +252,6 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
 
 
 def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
-
     features.fit_head_on_features(
         model,
         data.train,
@@ -272,7 +268,6 @@ def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
 
 def _phase_callbacks(run_dir, phase):
     """CSV history, best checkpoint by val_accuracy, and backup for resuming."""
-
     backup = runs.backup_dir(run_dir, phase)
     history = runs.history_path(run_dir, phase)
     best = runs.checkpoint_path(run_dir, phase)

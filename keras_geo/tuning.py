@@ -127,7 +127,6 @@ class GeoHyperModel(keras_tuner.HyperModel):
         return model.fit(train, *args, validation_data=val, callbacks=callbacks, **kwargs)
 
     def _fit_head(self, model, train, val, config, callbacks, **kwargs):
-
         return features.fit_head_on_features(
             model,
             train,
@@ -225,7 +224,6 @@ def distributed_role():
 
 def enable_memory_growth():
     """Lets TensorFlow grow GPU memory as needed instead of grabbing it all."""
-
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -236,8 +234,8 @@ def enable_memory_growth():
 def _check_search_config(tuning_dir, settings, overwrite, role):
     """Refuses to resume a search made with different fixed settings.
 
-    `settings` is the `TrainConfig` of the fixed fields plus `phase`, `epochs`
-    and `max_examples`; compared with `runs.config_diff` field by field.
+    `settings` is the dict of `search_settings`; compared with
+    `runs.config_diff` field by field.
     """
     path = os.path.join(tuning_dir, search_space.CONFIG_FILE)
     if os.path.exists(path) and not overwrite:
@@ -266,7 +264,6 @@ def search_settings(config, *, phase, epochs, max_examples):
 
 
 def _load_data(config, max_examples):
-
     train = datasets.load_split(config.dataset, "train", data_dir=config.data_dir)
     val = datasets.load_split(config.dataset, "validation", data_dir=config.data_dir)
     if max_examples:
