@@ -12,11 +12,11 @@ WORK_DIR="${1:-/tmp/keras-geo-bench}"
 OUT="${2:-benchmarks/results.md}"
 echo "nproc: $(nproc); $(grep -m1 'model name' /proc/cpuinfo || true)"
 uptime
-keras-geo bench report --work-dir "$WORK_DIR" --out "$OUT"
+python benchmarks/report.py --work-dir "$WORK_DIR" --out "$OUT"
 cat "$OUT"
 # The scaling claims use more data than the report's quick scaling run (whose
 # 1x train split is under two batches): 300 / 600 / 1,200 frames.
-keras-geo bench scaling --work-dir "$WORK_DIR/scaling-15" --per-country 15 \
+python benchmarks/scaling.py --work-dir "$WORK_DIR/scaling-15" --per-country 15 \
     --factors 1,2,4 --image-size 112 --seconds 8
 # keras-geo app over HTTP against direct predict (BENCHMARKS.md, "Web app").
 python "$(dirname "$0")/app.py" --image-size 224 --requests 32 --repeats 2 --out "$WORK_DIR/app-224.md"

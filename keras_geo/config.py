@@ -8,6 +8,7 @@ Unknown or mistyped field names raise instead of being ignored.
 
 import dataclasses
 import json
+import typing
 from typing import Literal
 
 from keras_geo import paths
@@ -16,33 +17,52 @@ from keras_geo.errors import UserError
 MIN_IMAGE_SIZE = 32  # The smallest input keras.applications.ResNet50 accepts.
 
 
+PHASES = ("frozen", "finetune")  # Training order: feature extraction, then fine-tuning.
+
+
+def _field(default, help):
+    """A dataclass field whose `help` becomes its command-line help (`keras_geo.cli.flags`)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides what a run trains and how.
 
     Defaults are the paper's (the authors' code: Adam, lr 1e-3, weight decay
-    1e-4, batch 180, alpha 2.5, 10 frozen epochs, fine-tuning of conv5).
+    1e-4, batch 180, alpha 2.5, 10 frozen epochs, fine-tuning of conv5). Each
+    field's `metadata["help"]` is its command-line help; choices are `Literal`
+    annotations. `keras_geo.cli.flags` turns every field into a flag.
     """
 
-    dataset: str = "geoguessr/top20"  # TFDS name, `geoguessr/<config>`.
-    data_dir: str | None = None  # TFDS data dir; None: TFDS' default.
-    weights: str = "imagenet"  # "imagenet", "none", or a local .h5 path.
-    image_size: int = 224  # Square model input, pixels.
-    epochs_frozen: int = 10  # Feature extraction: backbone frozen.
-    epochs_finetune: int = 10  # Fine-tuning: conv5_* trainable.
-    batch_size: int = 180
-    learning_rate: float = 1e-3  # Adam, both phases (as the authors).
-    weight_decay: float = 1e-4  # Decoupled (AdamW).
-    loss: Literal["haversine", "crossentropy"] = "haversine"
-    alpha: float = 2.5  # Weight of the expected-distance term.
-    tau_km: float | None = None  # Haversine label smoothing; None: off.
-    flip: bool = True  # Random horizontal flip (swaps the driving side).
-    cache_features: bool = True  # Frozen phase on cached backbone features.
-    mixed_precision: bool = False
-    strategy: Literal["default", "mirrored"] = "default"
-    seed: int = 0
+    dataset: str = _field("geoguessr/top20", "TFDS name geoguessr/<config> (top20, all, synthetic)")
+    data_dir: str | None = _field(None, "TFDS data dir (where `keras-geo data build` wrote it)")
+    weights: str = _field("imagenet", "imagenet, none, or a local ResNet50 no-top .h5 path")
+    image_size: int = _field(224, "square input size in pixels (>= 32)")
+    epochs_frozen: int = _field(10, "feature-extraction epochs, backbone frozen (0 skips)")
+    epochs_finetune: int = _field(10, "fine-tuning epochs, conv5_* trainable (0 skips)")
+    batch_size: int = _field(180, "batch size")
+    learning_rate: float = _field(1e-3, "AdamW learning rate, both phases (as the authors)")
+    weight_decay: float = _field(1e-4, "AdamW decoupled weight decay")
+    loss: Literal["haversine", "crossentropy"] = _field(
+        "haversine", "haversine: cross-entropy + alpha x expected great-circle distance"
+    )
+    alpha: float = _field(2.5, "weight of the expected great-circle distance term")
+    tau_km: float | None = _field(None, "haversine label smoothing temperature in km (off)")
+    flip: bool = _field(True, "random horizontal flip (it swaps the driving side)")
+    cache_features: bool = _field(True, "frozen phase on cached backbone features, not images")
+    mixed_precision: bool = _field(False, "mixed_float16 compute (for GPUs)")
+    strategy: Literal["default", "mirrored"] = _field(
+        "default", "mirrored: tf.distribute over all local GPUs"
+    )
+    seed: int = _field(0, "random seed (weights, augmentation, order of trials)")
 
     def __post_init__(self):
+        self._check(
+            "dataset",
+            self.dataset.startswith("geoguessr/") and self.dataset.count("/") == 1,
+            "geoguessr/<config> (top20, all or synthetic)",
+        )
         self._check("image_size", self.image_size >= MIN_IMAGE_SIZE, f">= {MIN_IMAGE_SIZE}")
         self._check("epochs_frozen", self.epochs_frozen >= 0, ">= 0")
         self._check("epochs_finetune", self.epochs_finetune >= 0, ">= 0")
@@ -51,10 +71,9 @@ class TrainConfig:
         self._check("weight_decay", self.weight_decay >= 0, ">= 0")
         self._check("alpha", self.alpha >= 0, ">= 0")
         self._check("tau_km", self.tau_km is None or self.tau_km > 0, "> 0 or None")
-        self._check(
-            "loss", self.loss in ("haversine", "crossentropy"), "'haversine' or 'crossentropy'"
-        )
-        self._check("strategy", self.strategy in ("default", "mirrored"), "'default' or 'mirrored'")
+        for name in ("loss", "strategy"):
+            self._check(name, getattr(self, name) in choices(name), f"one of {choices(name)}")
+        self._check("seed", self.seed >= 0, ">= 0")
 
     def _check(self, name, ok, rule):
         if not ok:
@@ -80,7 +99,12 @@ class TrainConfig:
         with open(path) as f:
             return cls().replace(**json.load(f))
 
-    @property
-    def config_name(self):
-        """The TFDS builder config, e.g. "top20" for "geoguessr/top20"."""
-        return self.dataset.split("/", 1)[1] if "/" in self.dataset else "top20"
+
+def choices(name):
+    """The allowed values of a `Literal`-annotated `TrainConfig` field, else None.
+
+    >>> choices("loss")
+    ('haversine', 'crossentropy')
+    """
+    annotation = typing.get_type_hints(TrainConfig)[name]
+    return typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None

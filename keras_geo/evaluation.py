@@ -19,10 +19,14 @@ and `RUN_DIR/plots/`: `confusion_matrix_<split>.png` (rows normalised),
 
 import pathlib
 
+import keras
 import numpy as np
 
-from keras_geo import paths, runs
+from keras_geo import datasets, paths, pipeline, plots, runs
+from keras_geo.config import PHASES
+from keras_geo.console import keras_verbose
 from keras_geo.errors import UserError
+from keras_geo.metrics import distance_summary, distances_km
 
 
 def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="auto", write=True):
@@ -40,7 +44,6 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
     Returns:
         The metrics dict written to `metrics/<split>.json`.
     """
-    from keras_geo import datasets
 
     run_dir = pathlib.Path(run_dir)
     config = runs.stored_config(run_dir)
@@ -69,13 +72,10 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
 
 def predict_split(model, split_ds, *, image_size, batch_size, verbose="auto"):
     """Returns `(labels [N] int, probabilities [N, C] float)` over a split."""
-    import keras
-
-    from keras_geo import pipeline
-
     batches = pipeline.eval_dataset(split_ds, image_size=image_size, batch_size=batch_size)
     steps = int(batches.cardinality())
-    progbar = keras.utils.Progbar(steps if steps > 0 else None, unit_name="batch")
+    verbose = keras_verbose(verbose)
+    progbar = keras.utils.Progbar(steps if steps > 0 else None, verbose=verbose, unit_name="batch")
     progbar = progbar if verbose else None
     labels, probabilities = [], []
     for step, (images, batch_labels) in enumerate(batches):
@@ -96,16 +96,13 @@ def compute_metrics(labels, probabilities, class_names):
     Example: labels [0, 1], probabilities [[.9, .1], [.8, .2]] -> accuracy 0.5,
     per_country[class_names[1]]["recall"] 0.0.
     """
-    from keras_geo import countries
-    from keras_geo.metrics import geoguessr_score
-
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
     num_classes = len(class_names)
     predictions = probabilities.argmax(axis=1)
     k = min(5, num_classes)
     top_k = np.argsort(-probabilities, axis=1)[:, :k]
-    distances = countries.distance_matrix_km(class_names)[labels, predictions]
+    distances = distances_km(labels, predictions, class_names)
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
     np.add.at(confusion, (labels, predictions), 1)
     support = confusion.sum(axis=1)
@@ -115,9 +112,7 @@ def compute_metrics(labels, probabilities, class_names):
         "num_classes": num_classes,
         "accuracy": float(np.mean(predictions == labels)),
         "top5_accuracy": float(np.mean((top_k == labels[:, None]).any(axis=1))),
-        "mean_km": float(np.mean(distances)),
-        "median_km": float(np.median(distances)),
-        "geoguessr_score": float(np.mean(geoguessr_score(distances))),
+        **distance_summary(distances),
         "majority_class": class_names[majority],
         "majority_class_accuracy": float(support[majority] / labels.size),
         "chance_accuracy": 1.0 / num_classes,
@@ -146,8 +141,6 @@ def _per_country(confusion, class_names):
 
 def write_plots(run_dir, split, metrics, class_names):
     """Writes the confusion matrix, per-country accuracy and training curves."""
-    from keras_geo import plots, training
-
     out = runs.plots_dir(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     accuracy = metrics["accuracy"]
@@ -165,5 +158,5 @@ def write_plots(run_dir, split, metrics, class_names):
         out / f"per_country_accuracy_{split}.png",
         title=f"Per-country accuracy, {split} split",
     )
-    histories = {phase: runs.read_history(run_dir, phase) for phase in training.PHASES}
+    histories = {phase: runs.read_history(run_dir, phase) for phase in PHASES}
     plots.training_curves(histories, out / "training_curves.png")

@@ -33,38 +33,48 @@ import keras
 import numpy as np
 
 from keras_geo import paths, pipeline
+from keras_geo.console import keras_verbose
 from keras_geo.model import backbone, feature_extractor, head
 
 CACHE_FORMAT = 1
 
 
 def extract_features(model, ds, *, batch_size, verbose="auto"):
-    """Backbone features of every image of `ds`, in order.
+    """Backbone features of every image of `ds`, in order, with `Model.predict`.
 
     Args:
         model: From `keras_geo.model.build_model`.
         ds: Unbatched `(uint8 image, label)` dataset (not shuffled).
         batch_size: Images per forward pass.
-        verbose: 0 (silent), 1 (progress bar) or "auto" (1).
+        verbose: Passed to `Model.predict` (0 silent, 1 progress bar, 2 one line).
 
     Returns:
         `(features float32 [N, 2048], labels int64 [N])`.
     """
     image_size = model.input_shape[1]
-    extractor = feature_extractor(model)
+    extractor = _FeaturesAndLabels(feature_extractor(model))
+    if int(ds.cardinality()) == 0:  # `predict` refuses an empty dataset.
+        return np.zeros((0, extractor.extractor.output_shape[-1]), np.float32), np.zeros(
+            (0,), np.int64
+        )
     stream = pipeline.eval_dataset(ds, image_size=image_size, batch_size=batch_size)
-    steps = int(stream.cardinality())
-    progbar = keras.utils.Progbar(
-        steps if steps > 0 else None, verbose=0 if verbose == 0 else 1, unit_name="batch"
-    )
-    features, labels = [], []
-    for images, batch_labels in stream:
-        features.append(np.asarray(extractor.predict_on_batch(images), np.float32))
-        labels.append(np.asarray(batch_labels, np.int64).reshape(-1))
-        progbar.add(1)
-    if not features:
-        return np.zeros((0, extractor.output_shape[-1]), np.float32), np.zeros((0,), np.int64)
-    return np.concatenate(features), np.concatenate(labels)
+    features, labels = extractor.predict(stream, verbose=keras_verbose(verbose))
+    return np.asarray(features, np.float32), np.asarray(labels, np.int64).reshape(-1)
+
+
+class _FeaturesAndLabels(keras.Model):
+    """Predicts `(features, labels)` from `(images, labels)` batches: one pass, both kept."""
+
+    def __init__(self, extractor):
+        super().__init__(name="features_and_labels")
+        self.extractor = extractor
+
+    def call(self, images):
+        return self.extractor(images, training=False)
+
+    def predict_step(self, data):
+        images, labels = data
+        return self(images), labels
 
 
 def cache_key(model, ds, *, dataset_key, split):
@@ -194,17 +204,18 @@ def fit_head_on_features(
         callbacks=[_bind(callback, model) for callback in callbacks or []],
         initial_epoch=initial_epoch,
         shuffle=shuffle,
-        verbose=verbose,
+        verbose=keras_verbose(verbose),
         **fit_kwargs,
     )
 
 
-# Callbacks that only save `self.model`: they must save the FULL model.
-_FULL_MODEL_SAVERS = ("ModelCheckpoint", "SaveBestEpoch")  # keras, keras_tuner
-
-
 def _bind(callback, model):
-    if any(cls.__name__ in _FULL_MODEL_SAVERS for cls in type(callback).__mro__):
+    """A `ModelCheckpoint` saves `self.model`: bound to the FULL model, not the head.
+
+    (KerasTuner's own `SaveBestEpoch` is never added: `tuning.GeoTuner` writes
+    no per-trial checkpoint.)
+    """
+    if isinstance(callback, keras.callbacks.ModelCheckpoint):
         return _BoundCallback(callback, model)
     return callback
 

@@ -25,12 +25,11 @@ import os
 import keras
 from keras import ops
 
-from keras_geo.config import MIN_IMAGE_SIZE
+from keras_geo.config import MIN_IMAGE_SIZE, PHASES
 from keras_geo.errors import UserError
 
 # Caffe-style ImageNet channel means, BGR order (keras.applications.resnet50).
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-PHASES = ("frozen", "finetune")
 FEATURE_DIM = 2048  # ResNet50's pooled output.
 
 _WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"

@@ -140,12 +140,17 @@ def has_trained(run_dir):
 
 
 def config_diff(stored, requested):
-    """Lists `"field: stored -> requested"` for fields that differ (not data_dir)."""
-    old, new = stored.to_dict(), requested.to_dict()
+    """Lists `"field: stored -> requested"` for fields that differ (not data_dir).
+
+    Args:
+        stored: A `TrainConfig`, or a dict of settings (a missing key is None).
+        requested: The same kind.
+    """
+    old, new = (c if isinstance(c, dict) else c.to_dict() for c in (stored, requested))
     return [
-        f"{name}: {old[name]!r} -> {new[name]!r}"
-        for name in sorted(old)
-        if name not in _LOCATION_FIELDS and old[name] != new[name]
+        f"{name}: {old.get(name)!r} -> {new.get(name)!r}"
+        for name in sorted(old | new)
+        if name not in _LOCATION_FIELDS and old.get(name) != new.get(name)
     ]
 
 

@@ -21,13 +21,17 @@ last finished epoch (`keras.callbacks.BackupAndRestore`). See
 `keras_geo.runs` for the run directory layout.
 """
 
-import contextlib
 import dataclasses
 import math
 
-from keras_geo import runs
+import keras
+import tensorflow as tf
 
-PHASES = ("frozen", "finetune")
+from keras_geo import checkpoints, datasets, evaluation, features, pipeline, runs
+from keras_geo import model as model_lib
+from keras_geo.config import PHASES
+from keras_geo.console import keras_verbose
+from keras_geo.losses import HaversineCrossEntropy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +58,7 @@ def train(
         run_dir: the run directory; created, or resumed if it holds the same
             config (a different config raises `UserError`).
         callbacks: extra Keras callbacks for every phase's `fit`.
-        verbose: passed to `fit` (`"auto"`: progress bars).
+        verbose: passed to `fit` (`"auto"`: `keras_geo.console.keras_verbose`).
         steps_per_epoch: caps the batches of an image-path epoch (smoke tests
             and benchmarks; not part of the config, so not for real runs).
         feature_cache_dir: where the frozen phase's feature cache lives;
@@ -66,31 +70,54 @@ def train(
     Returns:
         The trained `keras.Model` (best weights of the last phase run).
     """
-    import keras
 
-    from keras_geo import evaluation
-
+    verbose = keras_verbose(verbose)
     run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
     keras.utils.set_random_seed(config.seed)
-    with _dtype_policy(config.mixed_precision):
-        strategy = make_strategy(config.strategy)
-        data = _load_data(config)
-        runs.write_class_names(run_dir, data.class_names)
-        with strategy.scope():
-            model = _restore_model(config, run_dir, data.class_names)
-            for phase in PHASES:
-                if phase in runs.phases_done(run_dir):
-                    continue
-                fit_kwargs = dict(
-                    callbacks=callbacks,
-                    verbose=verbose,
-                    steps_per_epoch=steps_per_epoch,
-                    cache_dir=feature_cache_dir or run_dir / "features",
-                )
-                _run_phase(model, phase, config, data, run_dir, fit_kwargs)
-            _keep_best_phase(model, run_dir)
-        runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
-        evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
+    strategy = make_strategy(config.strategy)
+    data = _load_data(config)
+    runs.write_class_names(run_dir, data.class_names)
+    with strategy.scope():
+        model = _restore_model(config, run_dir, data.class_names)
+        for phase in PHASES:
+            if phase in runs.phases_done(run_dir):
+                continue
+            fit_kwargs = dict(
+                callbacks=callbacks,
+                verbose=verbose,
+                steps_per_epoch=steps_per_epoch,
+                cache_dir=feature_cache_dir or run_dir / "features",
+            )
+            _run_phase(model, phase, config, data, run_dir, fit_kwargs)
+        _keep_best_phase(model, run_dir)
+    runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
+    evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
+    return model
+
+
+def build_model(config, class_names):
+    """Builds the model of `config` for `class_names` (phase "frozen", not compiled).
+
+    `config.mixed_precision` gives the model the "mixed_float16" policy (its
+    head stays float32); the global policy is left alone.
+    """
+
+    return model_lib.build_model(
+        len(class_names),
+        image_size=config.image_size,
+        weights=config.weights,
+        mixed_precision=config.mixed_precision,
+    )
+
+
+def build_phase_model(config, phase, class_names):
+    """Builds the model of `config` compiled for `phase`, as `train` runs that phase.
+
+    The one compile path of training and tuning: a tuning trial calls it with
+    `config.replace(**trial_values)`.
+    """
+    model = build_model(config, class_names)
+    compile_for_phase(model, phase, config, class_names)
     return model
 
 
@@ -102,9 +129,6 @@ def build_loss(config, class_names):
     with `tau_km` set, cross-entropy on haversine-smoothed labels
     (`HaversineCrossEntropy` with `alpha=0`).
     """
-    import keras
-
-    from keras_geo.losses import HaversineCrossEntropy
 
     if config.loss == "crossentropy" and config.tau_km is None:
         return keras.losses.SparseCategoricalCrossentropy()
@@ -114,8 +138,6 @@ def build_loss(config, class_names):
 
 def compile_for_phase(model, phase, config, class_names):
     """Sets the trainable layers of `phase` and (re)compiles `model`."""
-    from keras_geo import model as model_lib
-
     model_lib.set_phase(model, phase)
     model_lib.compile_model(
         model,
@@ -133,7 +155,6 @@ def make_strategy(name):
     `"mirrored"` replicates over every local GPU, or, with none, over every
     logical CPU device (one replica on a plain CPU machine).
     """
-    import tensorflow as tf
 
     if name == "default":
         return tf.distribute.get_strategy()
@@ -141,23 +162,7 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
-@contextlib.contextmanager
-def _dtype_policy(mixed_precision):
-    """Sets `mixed_float16` as the global policy for the block if asked."""
-    import keras
-
-    previous = keras.mixed_precision.global_policy()
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 def _load_data(config):
-    from keras_geo import datasets
-
     return _Data(
         train=datasets.load_split(config.dataset, "train", data_dir=config.data_dir),
         validation=datasets.load_split(config.dataset, "validation", data_dir=config.data_dir),
@@ -167,11 +172,7 @@ def _load_data(config):
 
 def _restore_model(config, run_dir, class_names):
     """Builds the model; loads the weights of the last finished phase if any."""
-    from keras_geo import model as model_lib
-
-    model = model_lib.build_model(
-        len(class_names), image_size=config.image_size, weights=config.weights
-    )
+    model = build_model(config, class_names)
     done = runs.phases_done(run_dir)
     finished = [phase for phase in PHASES if phase in done]
     if finished:
@@ -234,8 +235,6 @@ def _keep_best_phase(model, run_dir):
 
 
 def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch):
-    from keras_geo import pipeline
-
     train_ds = pipeline.train_dataset(
         data.train,
         image_size=config.image_size,
@@ -257,8 +256,6 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
 
 
 def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
-    from keras_geo import features
-
     features.fit_head_on_features(
         model,
         data.train,
@@ -278,8 +275,6 @@ def _phase_callbacks(run_dir, phase):
 
     Keras' own callbacks, writing each file atomically (`keras_geo.checkpoints`).
     """
-    from keras_geo import checkpoints
-
     backup = runs.backup_dir(run_dir, phase)
     history = runs.history_path(run_dir, phase)
     best = runs.checkpoint_path(run_dir, phase)

@@ -1,12 +1,15 @@
-"""Random search over the paper's four hyperparameters with KerasTuner.
+"""Random search of `keras_geo.search_space` with KerasTuner.
 
 The paper sampled batch size, learning rate, the loss weight alpha and weight
 decay at random for 30 trials of 10 epochs, then trained the best setting for
-40 epochs. `search` runs that search with `keras_tuner.RandomSearch` and
-writes, under `RUN_DIR/tuning/`:
+40 epochs. `search` runs that search with `keras_tuner.RandomSearch`; each
+trial trains the model `keras-geo train` would for its values (see
+`GeoHyperModel`). It writes, under `RUN_DIR/tuning/` (file names in
+`keras_geo.search_space`):
 
 - `search/`: KerasTuner's own project (oracle and one `trial_*/` per trial);
   rerunning the same command resumes from it, no finished trial runs again.
+- `search_config.json`: the fixed settings a resume must match.
 - `trials.csv`, `best.json` (TrainConfig field names, for
   `keras-geo train --hparams`), `search.png` (see `keras_geo.tuning_report`).
 
@@ -16,6 +19,7 @@ Distributed search uses KerasTuner's chief/worker mode unchanged: set
 `keras-geo tune` command in every process, all sharing one `--run-dir`.
 """
 
+import copy
 import json
 import os
 import re
@@ -24,35 +28,28 @@ import time
 
 import keras
 import keras_tuner
+import tensorflow as tf
 
-from keras_geo import paths, tuning_report
-from keras_geo.config import MIN_IMAGE_SIZE
+from keras_geo import (
+    datasets,
+    features,
+    paths,
+    pipeline,
+    runs,
+    search_space,
+    training,
+    tuning_report,
+)
+from keras_geo.config import PHASES, TrainConfig
 from keras_geo.errors import UserError
 
-# The search space. The paper names the four hyperparameters but gives no
-# ranges; the defaults are the authors' code values (REFERENCE.md).
-LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
-WEIGHT_DECAYS = (0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
-ALPHA_RANGE = (0.0, 5.0, 0.25)  # min, max, step
-BATCH_SIZE_RANGE = (16, 256, 4)  # min, max, step (180 = 16 + 41 * 4)
-DEFAULTS = {
-    "batch_size": 180,
-    "learning_rate": 1e-3,
-    "weight_decay": 1e-4,
-    "alpha": 2.5,
-}
-HYPERPARAMETERS = tuple(DEFAULTS)
+# Tuned: search_space.HYPERPARAMETERS. Fixed for a whole search (a resume must
+# not change them): every other TrainConfig field but the epochs, which a
+# search sets with `epochs` and `phase`.
+_NOT_FIXED = ("data_dir", "epochs_frozen", "epochs_finetune", *search_space.HYPERPARAMETERS)
 
-OBJECTIVE = "val_accuracy"  # Not val_loss: alpha rescales the loss.
-PHASES = ("finetune", "frozen")
-PROJECT_NAME = "search"
 CHIEF_TIMEOUT_ENV = "KERAS_GEO_CHIEF_TIMEOUT"  # Seconds a worker waits for its chief.
 CHIEF_TIMEOUT_S = 120
-SIDE_CAR = "keras_geo.json"  # Per-trial record written by the tuner that ran it.
-CONFIG_FILE = "search_config.json"
-# TrainConfig fields that a search keeps fixed (a resume must not change them).
-_HYPERMODEL_FIELDS = ("image_size", "weights", "flip", "tau_km", "seed", "mixed_precision")
-_FIXED_FIELDS = ("dataset", *_HYPERMODEL_FIELDS)
 
 
 class _FatalUserError(UserError, keras_tuner.errors.FatalError):
@@ -76,158 +73,83 @@ class FailOnNaNLoss(keras.callbacks.Callback):
             raise NaNLossError(f"loss became {float(loss)} in epoch {epoch + 1}")
 
 
-def declare_search_space(hp):
-    """Declares the four hyperparameters on `hp` and returns their values.
-
-    Space (defaults are the authors' values, marked *):
-
-    | name          | type                  | values                         |
-    |---------------|-----------------------|--------------------------------|
-    | batch_size    | Int, step 4           | 16, 20, ..., 180*, ..., 256    |
-    | learning_rate | Choice (log grid)     | 1e-5 3e-5 1e-4 3e-4 1e-3* 3e-3 1e-2 |
-    | weight_decay  | Choice                | 0 1e-5 3e-5 1e-4* 3e-4 1e-3    |
-    | alpha         | Float, step 0.25      | 0, 0.25, ..., 2.5*, ..., 5     |
-
-    Example: `declare_search_space(keras_tuner.HyperParameters())` returns the
-    defaults, `{"batch_size": 180, "learning_rate": 0.001, ...}`.
-    """
-    low, high, step = BATCH_SIZE_RANGE
-    a_low, a_high, a_step = ALPHA_RANGE
-    return {
-        "batch_size": hp.Int("batch_size", low, high, step=step, default=DEFAULTS["batch_size"]),
-        "learning_rate": hp.Choice(
-            "learning_rate", LEARNING_RATES, default=DEFAULTS["learning_rate"]
-        ),
-        "weight_decay": hp.Choice("weight_decay", WEIGHT_DECAYS, default=DEFAULTS["weight_decay"]),
-        "alpha": hp.Float("alpha", a_low, a_high, step=a_step, default=DEFAULTS["alpha"]),
-    }
-
-
 class GeoHyperModel(keras_tuner.HyperModel):
-    """ResNet50 country classifier with the paper's four tuned hyperparameters.
+    """The model `keras-geo train` builds, with a trial's values applied to its config.
 
-    `build(hp)` declares `learning_rate`, `weight_decay` and `alpha` and
-    returns the model for `phase`, compiled with AdamW and
-    `HaversineCrossEntropy(alpha)`; `fit(hp, model, ...)` declares
-    `batch_size` and batches the unbatched `(image, label)` datasets itself
-    (Keras ignores `batch_size=` for a `tf.data.Dataset`). All four are
-    declared up front too (`declare_hyperparameters`), so the first trial is
-    sampled like the others. Space (authors' defaults marked *):
-
-    - batch_size: Int 16..256 step 4 (180*)
-    - learning_rate: Choice 1e-5, 3e-5, 1e-4, 3e-4, 1e-3*, 3e-3, 1e-2
-    - weight_decay: Choice 0, 1e-5, 3e-5, 1e-4*, 3e-4, 1e-3
-    - alpha: Float 0..5 step 0.25 (2.5*)
+    `build(hp)` declares the space of `keras_geo.search_space` and returns
+    `training.build_phase_model(config.replace(**values), phase, ...)`: the
+    model, loss, optimizer and dtype policy a training run of those values
+    compiles. `fit(hp, model, ...)` batches the unbatched `(image, label)`
+    datasets with the trial's `batch_size` (Keras ignores `batch_size=` for a
+    `tf.data.Dataset`).
 
     Args:
+        config: The `TrainConfig` of the fixed settings (the tuned fields are
+            overridden by each trial).
         class_names: Label names in label order (the classes of the head).
-        image_size: Square model input, pixels.
-        weights: "imagenet", "none" or a local `.h5` path.
-        phase: "finetune" (conv5_* trainable) or "frozen" (head only).
-        flip: Random horizontal flips in the training augmentation.
-        tau_km: Haversine label smoothing of the loss; None: off.
-        seed: Seed of the weight initialisation (the same in every trial)
-            and of the augmentation.
-        mixed_precision: Build the model with the "mixed_float16" policy.
-        feature_cache_dir: Frozen phase only: where backbone features are
-            cached, so every trial trains the head on features computed once.
+        phase: "finetune" (conv5_* trainable, the paper's search) or
+            "frozen" (head only).
+        feature_cache_dir: Frozen phase with `config.cache_features`: where
+            backbone features are cached, so every trial trains the head on
+            features computed once.
     """
 
-    def __init__(
-        self,
-        class_names,
-        *,
-        image_size=224,
-        weights="imagenet",
-        phase="finetune",
-        flip=True,
-        tau_km=None,
-        seed=0,
-        mixed_precision=False,
-        feature_cache_dir=None,
-    ):
+    def __init__(self, config, class_names, *, phase="finetune", feature_cache_dir=None):
         super().__init__(name="geo")
         if phase not in PHASES:
             raise UserError(f"`phase` must be one of {PHASES}. Received: phase={phase!r}")
-        if image_size < MIN_IMAGE_SIZE:
-            raise UserError(
-                f"`image_size` must be >= {MIN_IMAGE_SIZE}. Received: image_size={image_size}"
-            )
+        self.config = config
         self.class_names = list(class_names)
-        self.image_size = image_size
-        self.weights = weights
         self.phase = phase
-        self.flip = flip
-        self.tau_km = tau_km
-        self.seed = seed
-        self.mixed_precision = mixed_precision
         self.feature_cache_dir = feature_cache_dir
 
     def declare_hyperparameters(self, hp):
-        declare_search_space(hp)
+        search_space.declare(hp)
+
+    def trial_config(self, hp):
+        """The `TrainConfig` of the trial whose hyperparameters are `hp`."""
+        return self.config.replace(**search_space.declare(hp))
 
     def build(self, hp):
-        from keras_geo import losses
-        from keras_geo import model as model_lib
-
-        values = declare_search_space(hp)
-        keras.utils.set_random_seed(self.seed)
+        config = self.trial_config(hp)
+        keras.utils.set_random_seed(config.seed)
         try:
-            model = model_lib.build_model(
-                len(self.class_names),
-                image_size=self.image_size,
-                weights=self.weights,
-                mixed_precision=self.mixed_precision,
-            )
+            return training.build_phase_model(config, self.phase, self.class_names)
         except UserError as error:  # Same for every trial: stop the search.
             raise _FatalUserError(str(error)) from error
-        model_lib.set_phase(model, self.phase)
-        loss = losses.HaversineCrossEntropy(
-            self.class_names, alpha=values["alpha"], tau_km=self.tau_km
-        )
-        model_lib.compile_model(
-            model,
-            loss=loss,
-            learning_rate=values["learning_rate"],
-            weight_decay=values["weight_decay"],
-            class_names=self.class_names,
-        )
-        return model
 
     def fit(self, hp, model, x, *args, validation_data=None, callbacks=None, **kwargs):
         """Batches the unbatched datasets with the trial's batch size and trains."""
-        from keras_geo import pipeline
 
-        batch_size = declare_search_space(hp)["batch_size"]
+        config = self.trial_config(hp)
         callbacks = [*(callbacks or []), FailOnNaNLoss()]
-        if self.phase == "frozen" and self.feature_cache_dir:
-            return self._fit_head(model, x, validation_data, batch_size, callbacks, **kwargs)
+        if self.phase == "frozen" and config.cache_features and self.feature_cache_dir:
+            return self._fit_head(model, x, validation_data, config, callbacks, **kwargs)
         train = pipeline.train_dataset(
             x,
-            image_size=self.image_size,
-            batch_size=batch_size,
-            flip=self.flip,
-            seed=self.seed,
+            image_size=config.image_size,
+            batch_size=config.batch_size,
+            flip=config.flip,
+            seed=config.seed,
         )
         val = None
         if validation_data is not None:
             val = pipeline.eval_dataset(
-                validation_data, image_size=self.image_size, batch_size=batch_size
+                validation_data, image_size=config.image_size, batch_size=config.batch_size
             )
         return model.fit(train, *args, validation_data=val, callbacks=callbacks, **kwargs)
 
-    def _fit_head(self, model, train, val, batch_size, callbacks, **kwargs):
-        from keras_geo import features
-
+    def _fit_head(self, model, train, val, config, callbacks, **kwargs):
         return features.fit_head_on_features(
             model,
             train,
             val,
             epochs=kwargs.pop("epochs", 1),
-            batch_size=batch_size,
-            image_size=self.image_size,
+            batch_size=config.batch_size,
+            image_size=config.image_size,
             callbacks=callbacks,
             cache_dir=self.feature_cache_dir,
+            dataset_key=config.dataset,
             **kwargs,
         )
 
@@ -241,17 +163,23 @@ class GeoTuner(keras_tuner.RandomSearch):
     the final model is retrained from `best.json`), and each trial leaves a
     `keras_geo.json` record (status, reason of a failure, wall time) in its
     trial directory, which also works for workers of a distributed search.
+
+    The first two override or call KerasTuner's private `_populate_initial_space`
+    and `_build_and_fit_model` (both kept "for AutoKeras to override" upstream);
+    `setup.cfg` pins `keras-tuner` to the tested range and
+    `tests/test_tuning.py` fails if either changes.
     """
 
     def _populate_initial_space(self):
+        # Upstream also builds the model (`_activate_all_conditions`) to find
+        # conditional hyperparameters; the space has none.
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
 
     def run_trial(self, trial, *args, **kwargs):
-        callbacks = self._deepcopy_callbacks(kwargs.pop("callbacks", []))
-        if any(type(c).__name__ == "TensorBoard" for c in callbacks):
-            self._configure_tensorboard_dir(callbacks, trial)
+        # Upstream's run_trial adds a `SaveBestEpoch` weight checkpoint per trial.
+        callbacks = copy.deepcopy(kwargs.pop("callbacks", None) or [])
         return self._build_and_fit_model(trial, *args, callbacks=callbacks, **kwargs)
 
     def on_trial_begin(self, trial):
@@ -268,11 +196,13 @@ class GeoTuner(keras_tuner.RandomSearch):
             "tuner_id": self.tuner_id,
         }
         paths.write_json(
-            os.path.join(self.get_trial_dir(trial.trial_id), SIDE_CAR), record, sort_keys=False
+            os.path.join(self.get_trial_dir(trial.trial_id), search_space.SIDE_CAR),
+            record,
+            sort_keys=False,
         )
         super().on_trial_end(trial)  # The oracle scores the trial here.
         self._print_progress(trial, record)
-        if not self._is_worker():
+        if distributed_role() != "worker":
             tuning_report.write_trials_csv(os.path.dirname(self.project_dir))
 
     def _print_progress(self, trial, record):
@@ -368,8 +298,6 @@ def wait_for_chief(timeout_s=None):
 
 def enable_memory_growth():
     """Lets TensorFlow grow GPU memory as needed instead of grabbing it all."""
-    import tensorflow as tf
-
     for gpu in tf.config.list_physical_devices("GPU"):
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -378,16 +306,19 @@ def enable_memory_growth():
 
 
 def _check_search_config(tuning_dir, settings, overwrite, role):
-    """Refuses to resume a search made with different fixed settings."""
-    path = os.path.join(tuning_dir, CONFIG_FILE)
+    """Refuses to resume a search made with different fixed settings.
+
+    `settings` is the dict of `search_settings`; compared with
+    `runs.config_diff` field by field.
+    """
+    path = os.path.join(tuning_dir, search_space.CONFIG_FILE)
     if os.path.exists(path) and not overwrite:
-        with open(path) as f:
-            stored = json.load(f)
-        changed = sorted(k for k in settings if stored.get(k) != settings[k])
+        with open(path) as f:  # Fields it lacks had their default then.
+            stored = {**search_settings(TrainConfig(), **_EXTRAS), **json.load(f)}
+        changed = runs.config_diff(stored, settings)
         if changed:
-            diff = ", ".join(f"{k}: {stored.get(k)!r} -> {settings[k]!r}" for k in changed)
             raise UserError(
-                f"{tuning_dir} holds a search with other settings ({diff}); "
+                f"{tuning_dir} holds a search with other settings ({', '.join(changed)}); "
                 "pass the same flags to resume, --overwrite to start afresh, "
                 "or another --run-dir."
             )
@@ -395,9 +326,16 @@ def _check_search_config(tuning_dir, settings, overwrite, role):
         paths.write_json(path, settings)
 
 
-def _load_data(config, max_examples):
-    from keras_geo import datasets
+_EXTRAS = dict(phase=None, epochs=None, max_examples=None)
 
+
+def search_settings(config, *, phase, epochs, max_examples):
+    """The fixed settings of a search, as stored in `search_config.json`."""
+    fixed = {k: v for k, v in config.to_dict().items() if k not in _NOT_FIXED}
+    return {**fixed, "phase": phase, "epochs": epochs, "max_examples": max_examples}
+
+
+def _load_data(config, max_examples):
     train = datasets.load_split(config.dataset, "train", data_dir=config.data_dir)
     val = datasets.load_split(config.dataset, "validation", data_dir=config.data_dir)
     if max_examples:
@@ -405,22 +343,26 @@ def _load_data(config, max_examples):
     return train, val, datasets.class_names(config.dataset, data_dir=config.data_dir)
 
 
-def make_tuner(hypermodel, tuning_dir, *, max_trials, seed, overwrite, max_failures=3):
+def make_tuner(
+    hypermodel, tuning_dir, *, max_trials, seed, overwrite, max_failures=3, strategy="default"
+):
     """Returns the `GeoTuner` of the project `tuning_dir/search`.
 
     KerasTuner treats seed 0 as "draw one at random", so the oracle gets
-    `seed + 1`: every `seed >= 0` gives a fixed sequence of trials.
+    `seed + 1`: every `seed >= 0` gives a fixed sequence of trials. Trials
+    build and train under `training.make_strategy(strategy)`, as `train`.
     """
     return GeoTuner(
         hypermodel,
-        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
+        objective=keras_tuner.Objective(search_space.OBJECTIVE, direction="max"),
         max_trials=max_trials,
         seed=seed + 1,
         max_retries_per_trial=0,
         max_consecutive_failed_trials=max_failures,
         directory=tuning_dir,
-        project_name=PROJECT_NAME,
+        project_name=search_space.PROJECT_NAME,
         overwrite=overwrite,
+        distribution_strategy=None if strategy == "default" else training.make_strategy(strategy),
     )
 
 
@@ -439,8 +381,9 @@ def search(
     """Runs (or resumes) the random search and writes its report.
 
     Args:
-        config: `TrainConfig` giving dataset, data_dir, weights, image_size,
-            flip, tau_km and seed (the tuned fields are ignored).
+        config: The `TrainConfig` of the fixed settings; each trial
+            overrides its `search_space.HYPERPARAMETERS`, the epochs come
+            from `phase` and `epochs`.
         run_dir: Run directory; everything goes to `run_dir/tuning/`.
         phase: "finetune" (the paper's search) or "frozen".
         max_trials: Trials in total, finished ones included (resume).
@@ -473,24 +416,14 @@ def search(
         wait_for_chief()
     tuning_dir = os.path.join(run_dir, "tuning")
     overwrite = overwrite and role != "worker"  # Only the chief may delete.
-    settings = {
-        **{name: getattr(config, name) for name in _FIXED_FIELDS},
-        "phase": phase,
-        "epochs": epochs,
-        "max_examples": max_examples,
-    }
+    settings = search_settings(config, phase=phase, epochs=epochs, max_examples=max_examples)
     _check_search_config(tuning_dir, settings, overwrite, role)
     if overwrite:
         tuning_report.remove_reports(tuning_dir)
     enable_memory_growth()
     train, val, class_names = _load_data(config, max_examples)
     cache_dir = os.path.join(tuning_dir, "features") if phase == "frozen" else None
-    hypermodel = GeoHyperModel(
-        class_names,
-        phase=phase,
-        feature_cache_dir=cache_dir,
-        **{name: getattr(config, name) for name in _HYPERMODEL_FIELDS},
-    )
+    hypermodel = GeoHyperModel(config, class_names, phase=phase, feature_cache_dir=cache_dir)
     tuner = make_tuner(
         hypermodel,
         tuning_dir,
@@ -498,6 +431,7 @@ def search(
         seed=config.seed,
         overwrite=overwrite,
         max_failures=max_failures,
+        strategy=config.strategy,
     )
     best = run_tuner(tuner, train, validation_data=val, epochs=epochs, verbose=verbose)
     return None if role == "worker" else best
@@ -534,7 +468,7 @@ def _failures_message(error, tuning_dir):
     message = f"{limit.group(1) if limit else 'Too many'} trials failed in a row"
     if isinstance(error, RuntimeError) and "\n" in text.strip():
         message += f" (last: {tuning_report.summarize_error(text.split(chr(10), 1)[1])})"
-    where = os.path.join(tuning_dir, "trials.csv")
+    where = os.path.join(tuning_dir, search_space.TRIALS_FILE)
     return f"{message}; search stopped. Reasons in {where} (on the chief)"
 
 

@@ -20,10 +20,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from keras_geo import paths  # noqa: E402
+from keras_geo.search_space import (  # noqa: E402
+    BEST_FILE,
+    EXTRA_METRICS,
+    HYPERPARAMETERS,
+    OBJECTIVE,
+    PLOT_FILE,
+    PROJECT_NAME,
+    REPORT_FILES,
+    SIDE_CAR,
+    TRIALS_FILE,
+    bounds,
+)
 
-HYPERPARAMETERS = ("batch_size", "learning_rate", "weight_decay", "alpha")
-OBJECTIVE = "val_accuracy"
-EXTRA_METRICS = ("val_top5_accuracy", "val_mean_km")
 COLUMNS = (
     "trial_id",
     "status",
@@ -35,15 +44,6 @@ COLUMNS = (
     "tuner_id",
     "message",
 )
-# Panels span the whole declared space (keras_geo.tuning), not just the samples.
-_XLIM = {
-    "batch_size": (8, 264),
-    "learning_rate": (7e-6, 1.4e-2),
-    "weight_decay": (-2e-6, 1.4e-3),
-    "alpha": (-0.2, 5.2),
-}
-REPORT_FILES = ("trials.csv", "best.json", "search.png", "search_config.json")
-
 
 _EXCEPTION_LINE = re.compile(
     r"^(?:[A-Za-z_][\w]*\.)*([A-Za-z_]\w*(?:Error|Exception|Exit|Interrupt))(?::\s*(.*))?$"
@@ -100,7 +100,7 @@ def _status(state, record):
 def _row(trial_json):
     with open(trial_json) as f:
         state = json.load(f)
-    record_path = os.path.join(os.path.dirname(trial_json), "keras_geo.json")
+    record_path = os.path.join(os.path.dirname(trial_json), SIDE_CAR)
     record = {}
     if os.path.exists(record_path):
         with open(record_path) as f:
@@ -122,7 +122,7 @@ def _row(trial_json):
 
 def load_trials(tuning_dir):
     """Returns one dict per trial (keys `COLUMNS`), ordered by trial id."""
-    paths = glob.glob(os.path.join(tuning_dir, "search", "trial_*", "trial.json"))
+    paths = glob.glob(os.path.join(tuning_dir, PROJECT_NAME, "trial_*", "trial.json"))
     rows = [_row(path) for path in paths]
     return sorted(rows, key=lambda row: int(row["trial_id"]))
 
@@ -137,7 +137,7 @@ def best_trial(rows):
 def write_trials_csv(tuning_dir, rows=None):
     """Writes `tuning_dir/trials.csv` and returns the rows."""
     rows = load_trials(tuning_dir) if rows is None else rows
-    path = os.path.join(tuning_dir, "trials.csv")
+    path = os.path.join(tuning_dir, TRIALS_FILE)
     with paths.atomic_write(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
@@ -155,7 +155,7 @@ def write_report(tuning_dir):
     """
     rows = write_trials_csv(tuning_dir)
     best = best_trial(rows)
-    best_path = os.path.join(tuning_dir, "best.json")
+    best_path = os.path.join(tuning_dir, BEST_FILE)
     if best is None:
         if os.path.exists(best_path):
             os.remove(best_path)
@@ -165,7 +165,7 @@ def write_report(tuning_dir):
     for name in ("learning_rate", "weight_decay", "alpha"):
         hparams[name] = float(hparams[name])
     paths.write_json(best_path, hparams, sort_keys=False)
-    plot_search(rows, best, os.path.join(tuning_dir, "search.png"))
+    plot_search(rows, best, os.path.join(tuning_dir, PLOT_FILE))
     return hparams
 
 
@@ -205,7 +205,7 @@ def plot_search(rows, best, path):
             ax.set_xscale("log")
         elif name == "weight_decay":
             ax.set_xscale("symlog", linthresh=1e-5)
-        ax.set_xlim(*_XLIM[name])
+        ax.set_xlim(*_padded(name))
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(OBJECTIVE)
@@ -249,3 +249,11 @@ def progress_line(
     best = f"best {best_score:.4f} (trial {best_id})" if best_score is not None else "best -"
     number = f"{int(trial_id) + 1}/{total}"
     return f"trial {trial_id} ({number}) {status} {hps} -> {result} | {best} | {wall_time_s} s"
+
+
+def _padded(name):
+    """The x range of a panel: the whole declared space, not just the samples."""
+    low, high = bounds(name)
+    if name in ("learning_rate", "weight_decay"):  # log and symlog axes
+        return (low / 1.4 if low > 0 else -2e-6), high * 1.4
+    return low - 0.04 * (high - low), high + 0.04 * (high - low)

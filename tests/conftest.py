@@ -42,3 +42,23 @@ def tmpfs(tmp_path):
     yield mount
     for path in reversed(mounts):
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_config(synthetic_data_dir):
+    """Makes the `TrainConfig` of a fast run: synthetic data, 32 px, random weights.
+
+    `tiny_config(**overrides)`; defaults: 1 frozen and 1 fine-tuning epoch, batch 64.
+    """
+    from keras_geo.config import TrainConfig
+
+    base = TrainConfig(
+        dataset="geoguessr/synthetic",
+        data_dir=synthetic_data_dir,
+        weights="none",
+        image_size=32,
+        epochs_frozen=1,
+        epochs_finetune=1,
+        batch_size=64,
+    )
+    return lambda **overrides: base.replace(**overrides)

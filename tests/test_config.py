@@ -42,4 +42,3 @@ def test_json_round_trip(tmp_path):
     config = TrainConfig(dataset="geoguessr/synthetic", image_size=64, tau_km=70.0, flip=False)
     config.to_json(tmp_path / "config.json")
     assert TrainConfig.from_json(tmp_path / "config.json") == config
-    assert config.config_name == "synthetic"

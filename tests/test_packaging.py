@@ -59,3 +59,10 @@ def test_wheel_has_the_app_and_its_extra(wheel):
     text = wheel.read(metadata).decode()
     assert "Provides-Extra: app" in text
     assert any(line.startswith("Requires-Dist: gradio") for line in text.splitlines())
+
+
+def test_wheel_ships_only_the_user_benchmarks(wheel):
+    names = {n for n in wheel.namelist() if n.startswith("keras_geo/bench/")}
+    assert {"keras_geo/bench/input.py", "keras_geo/bench/train.py"} <= names
+    for study in ("baseline", "report", "scaling", "fake_kaggle", "storage", "cache"):
+        assert f"keras_geo/bench/{study}.py" not in names

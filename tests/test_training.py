@@ -38,20 +38,6 @@ class Interrupt(keras.callbacks.Callback):
         raise RuntimeError("simulated interruption")
 
 
-def _tiny(data_dir, **overrides):
-    values = dict(
-        dataset="geoguessr/synthetic",
-        data_dir=data_dir,
-        weights="none",
-        image_size=32,
-        epochs_frozen=1,
-        epochs_finetune=1,
-        batch_size=64,
-    )
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
 @pytest.fixture(scope="module")
 def feature_cache(tmp_path_factory):
     """One feature cache for the module: same seed, same random backbone, same key."""
@@ -59,9 +45,9 @@ def feature_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(synthetic_data_dir, feature_cache, tmp_path_factory):
+def trained(tiny_config, feature_cache, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
-    config = _tiny(synthetic_data_dir)
+    config = tiny_config()
     counter = EpochCounter()
     model = training.train(
         config,
@@ -144,11 +130,9 @@ def test_load_model_bare_keras_without_metadata(tmp_path):
         runs.load_model(tmp_path / "missing.keras")
 
 
-def test_interrupted_phase_resumes_at_the_next_epoch(
-    synthetic_data_dir, feature_cache, trained, tmp_path
-):
+def test_interrupted_phase_resumes_at_the_next_epoch(tiny_config, feature_cache, trained, tmp_path):
     # The cached frozen phase: BackupAndRestore backs up the head-only model.
-    config = _tiny(synthetic_data_dir, epochs_frozen=2, epochs_finetune=0)
+    config = tiny_config(epochs_frozen=2, epochs_finetune=0)
     kwargs = dict(verbose=0, feature_cache_dir=feature_cache)
     cached = sorted(feature_cache.iterdir())
     with pytest.raises(RuntimeError, match="simulated"):
@@ -199,7 +183,8 @@ class Probe(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         strategy = tf.distribute.get_strategy()
         seen["replicas"] = strategy.num_replicas_in_sync
-        seen["policy"] = keras.mixed_precision.global_policy().name
+        seen["policy"] = self.model.dtype_policy.name
+        seen["optimizer"] = type(self.model.optimizer).__name__
         seen["backbone_policy"] = self.model.get_layer("backbone").dtype_policy.name
 
 model = training.train(
@@ -211,9 +196,8 @@ print("RESULT " + json.dumps(seen))
 """
 
 
-def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(synthetic_data_dir, tmp_path):
-    config = _tiny(
-        synthetic_data_dir,
+def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(tiny_config, tmp_path):
+    config = tiny_config(
         epochs_finetune=0,
         cache_features=False,
         strategy="mirrored",
@@ -237,6 +221,7 @@ def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(synthetic_dat
     seen = json.loads(line[len("RESULT ") :])
     assert seen["replicas"] == 2
     assert seen["policy"] == "mixed_float16"
+    assert seen["optimizer"] == "LossScaleOptimizer"
     assert seen["backbone_policy"] == "mixed_float16"
     assert seen["output_dtype"] == "float32"
     assert seen["policy_after"] == "float32"
@@ -259,3 +244,19 @@ def test_the_phase_with_the_best_val_accuracy_is_kept(tmp_path):
     runs.mark_phase_done(tmp_path, "finetune", {"best_val_accuracy": 0.4, "weights": weights})
     training._keep_best_phase(model, tmp_path)  # a tie goes to the later phase
     assert runs.read_model_record(tmp_path)["phase"] == "finetune"
+
+
+def test_progress_is_one_line_per_epoch_when_stdout_is_not_a_terminal(monkeypatch):
+    import io
+
+    from keras_geo.console import keras_verbose
+
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert keras_verbose() == 2 and keras_verbose(1) == 1
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert keras_verbose("auto") == 1

@@ -9,7 +9,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from keras_geo import tuning, tuning_report
+from keras_geo import runs, search_space, tuning, tuning_report
 from keras_geo.cli import main as cli_main
 from keras_geo.config import TrainConfig
 from keras_geo.errors import UserError
@@ -21,15 +21,16 @@ def _read_csv(path):
 
 
 def _assert_in_space(row):
-    low, high, step = tuning.BATCH_SIZE_RANGE
+    space = search_space.SPACE
+    batch = space["batch_size"]
     batch_size = int(row["batch_size"])
-    assert low <= batch_size <= high and (batch_size - low) % step == 0
-    assert float(row["learning_rate"]) in tuning.LEARNING_RATES
-    assert float(row["weight_decay"]) in tuning.WEIGHT_DECAYS
-    a_low, a_high, a_step = tuning.ALPHA_RANGE
+    assert batch.low <= batch_size <= batch.high and (batch_size - batch.low) % batch.step == 0
+    assert float(row["learning_rate"]) in space["learning_rate"].values
+    assert float(row["weight_decay"]) in space["weight_decay"].values
+    alphas = space["alpha"]
     alpha = float(row["alpha"])
-    assert a_low <= alpha <= a_high
-    assert math.isclose(alpha / a_step, round(alpha / a_step), abs_tol=1e-6)
+    assert alphas.low <= alpha <= alphas.high
+    assert math.isclose(alpha / alphas.step, round(alpha / alphas.step), abs_tol=1e-6)
 
 
 # --- the search space -------------------------------------------------------
@@ -37,20 +38,21 @@ def _assert_in_space(row):
 
 def test_search_space_defaults_are_the_authors_values():
     hp = keras_tuner.HyperParameters()
-    assert tuning.declare_search_space(hp) == {
+    assert search_space.declare(hp) == {
         "batch_size": 180,
         "learning_rate": 1e-3,
         "weight_decay": 1e-4,
         "alpha": 2.5,
     }
-    assert len(tuning.LEARNING_RATES) == 7 and len(tuning.WEIGHT_DECAYS) == 6
-    assert 0.0 in tuning.WEIGHT_DECAYS
-    assert {hp.name for hp in hp.space} == set(tuning.HYPERPARAMETERS)
+    assert len(search_space.SPACE["learning_rate"].values) == 7
+    assert 0.0 in search_space.SPACE["weight_decay"].values
+    assert {hp.name for hp in hp.space} == set(search_space.HYPERPARAMETERS)
+    assert set(search_space.HYPERPARAMETERS) <= set(TrainConfig().to_dict())
 
 
 def test_random_samples_stay_in_the_declared_ranges():
     hp = keras_tuner.HyperParameters()
-    tuning.declare_search_space(hp)
+    search_space.declare(hp)
     for seed in range(200):
         row = {p.name: p.random_sample(seed) for p in hp.space}
         _assert_in_space(row)
@@ -58,9 +60,7 @@ def test_random_samples_stay_in_the_declared_ranges():
 
 def test_hypermodel_rejects_bad_arguments():
     with pytest.raises(UserError, match="phase"):
-        tuning.GeoHyperModel(["A", "B"], phase="later")
-    with pytest.raises(UserError, match="image_size"):
-        tuning.GeoHyperModel(["A", "B"], image_size=16)
+        tuning.GeoHyperModel(TrainConfig(), ["A", "B"], phase="later")
 
 
 def test_nan_loss_fails_the_trial():
@@ -95,7 +95,7 @@ def test_progress_line_names_trial_values_score_and_best():
     line = tuning_report.progress_line(
         trial_id="2",
         total=30,
-        values=dict(tuning.DEFAULTS),
+        values=dict(search_space.DEFAULTS),
         status="COMPLETED",
         score=0.41234,
         best_score=0.45,
@@ -118,10 +118,10 @@ class ToyHyperModel(keras_tuner.HyperModel):
         self.fitted = []
 
     def declare_hyperparameters(self, hp):
-        tuning.declare_search_space(hp)
+        search_space.declare(hp)
 
     def build(self, hp):
-        values = tuning.declare_search_space(hp)
+        values = search_space.declare(hp)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
         model.compile(
             optimizer=keras.optimizers.AdamW(values["learning_rate"]),
@@ -132,7 +132,7 @@ class ToyHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, x, y, **kwargs):
-        values = tuning.declare_search_space(hp)
+        values = search_space.declare(hp)
         self.fitted.append(values)
         self.fail(values)
         return model.fit(x, y, batch_size=values["batch_size"], **kwargs)
@@ -169,12 +169,12 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(tmp_path, capsys):
     assert all(0 <= float(r["val_accuracy"]) <= 1 for r in done)
     assert all(r["best_epoch"] == "1" and float(r["wall_time_s"]) >= 0 for r in done)
     assert best == json.loads((tmp_path / "tuning" / "best.json").read_text())
-    assert sorted(best) == sorted(tuning.HYPERPARAMETERS)
+    assert sorted(best) == sorted(search_space.HYPERPARAMETERS)
     config = TrainConfig().replace(**best)  # What `train --hparams` does.
     assert config.batch_size == best["batch_size"] and config.alpha == best["alpha"]
     assert (tmp_path / "tuning" / "search.png").stat().st_size > 0
     # The first trial is sampled like the others, not stuck at the defaults.
-    assert hypermodel.fitted[0] != tuning.DEFAULTS
+    assert hypermodel.fitted[0] != search_space.DEFAULTS
     out = capsys.readouterr().out
     assert "trial 1 (2/3) FAILED" in out and "OOM when allocating" in out
     assert "trial 2 (3/3) COMPLETED" in out and "best " in out
@@ -258,7 +258,7 @@ def test_tune_runs_resumes_and_best_json_feeds_train(synthetic_data_dir, tmp_pat
     run_dir = tmp_path / "run"
     assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
     tuning_dir = run_dir / "tuning"
-    first = tuning_dir / "search" / "trial_0" / tuning.SIDE_CAR
+    first = tuning_dir / "search" / "trial_0" / search_space.SIDE_CAR
     stamp = first.stat().st_mtime_ns
     assert "trial 0 (1/1) COMPLETED" in capsys.readouterr().out
 
@@ -295,20 +295,13 @@ def test_tune_runs_resumes_and_best_json_feeds_train(synthetic_data_dir, tmp_pat
 
 
 @pytest.mark.slow
-def test_best_json_trains(synthetic_data_dir, tmp_path):
+def test_best_json_trains(synthetic_data_dir, tmp_path, tiny_config):
     from keras_geo import training
 
     run_dir = tmp_path / "run"
     assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
     best = json.loads((run_dir / "tuning" / "best.json").read_text())
-    config = TrainConfig(
-        dataset="geoguessr/synthetic",
-        data_dir=synthetic_data_dir,
-        weights="none",
-        image_size=32,
-        epochs_frozen=0,
-        epochs_finetune=1,
-    ).replace(**best)
+    config = tiny_config(epochs_frozen=0, batch_size=180).replace(**best)
     model = training.train(config, run_dir, verbose=0)
     assert model.output_shape == (None, 20)
 
@@ -328,7 +321,7 @@ def test_frozen_phase_trials_share_one_feature_cache(synthetic_data_dir, tmp_pat
         (("--dataset", "mnist"), "geoguessr/<config>"),
         (("--image-size", "16"), "image_size"),
         (("--max-trials", "0"), "max_trials"),
-        (("--seed", "-1"), "--seed"),
+        (("--seed", "-1"), "seed"),
         (("--weights", "/no/such/weights.h5"), "--weights file not found"),
     ],
 )
@@ -343,3 +336,141 @@ def test_tune_help_lists_the_distributed_commands(capsys):
         _cli("--help")
     out = capsys.readouterr().out
     assert "KERASTUNER_TUNER_ID=chief" in out and "KERASTUNER_TUNER_ID=tuner1" in out
+
+
+# --- one compile path: a trial compiles what a training run compiles ---------------
+
+
+def _compiled(model):
+    """What `compile` decided: loss and its parameters, optimizer, trainables, dtype."""
+    optimizer = model.optimizer
+    return {
+        "loss": type(model.loss).__name__,
+        "loss_config": model.loss.get_config(),
+        "optimizer": type(optimizer).__name__,
+        "learning_rate": float(optimizer.learning_rate),
+        "weight_decay": float(optimizer.weight_decay),
+        "trainable": [w.path for w in model.trainable_weights],
+        "policy": model.dtype_policy.name,
+        "backbone_policy": model.get_layer("backbone").dtype_policy.name,
+    }
+
+
+def test_a_trial_compiles_what_training_compiles(tmp_path, tiny_config):
+    from keras_geo import training
+
+    values = {"batch_size": 8, "learning_rate": 3e-4, "weight_decay": 0.0, "alpha": 0.5}
+    fixed = tiny_config(
+        epochs_frozen=0,
+        cache_features=False,
+        loss="crossentropy",
+        tau_km=500.0,  # cross-entropy on smoothed labels: HaversineCrossEntropy(alpha=0)
+    )
+    seen = {}
+
+    class Probe(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen.update(_compiled(self.model))
+
+    training.train(
+        fixed.replace(**values), tmp_path / "run", callbacks=[Probe()], verbose=0, steps_per_epoch=1
+    )
+
+    hp = keras_tuner.HyperParameters()
+    hypermodel = tuning.GeoHyperModel(fixed, runs.read_class_names(tmp_path / "run"))
+    hypermodel.declare_hyperparameters(hp)
+    hp.values.update(values)
+    trial = _compiled(hypermodel.build(hp))
+    assert trial == seen
+    assert trial["loss"] == "HaversineCrossEntropy" and trial["loss_config"]["alpha"] == 0.0
+    assert trial["loss_config"]["tau_km"] == 500.0
+    assert trial["learning_rate"] == pytest.approx(3e-4)
+    assert any("conv5" in path for path in trial["trainable"])
+
+
+def test_tune_loss_crossentropy_tunes_plain_cross_entropy(
+    synthetic_data_dir, tmp_path, monkeypatch
+):
+    from keras_geo import training
+
+    losses = []
+    build = training.build_phase_model
+
+    def spy(config, phase, class_names):
+        model = build(config, phase, class_names)
+        losses.append(model.loss)
+        return model
+
+    monkeypatch.setattr(training, "build_phase_model", spy)
+    run_dir = tmp_path / "run"
+    args = list(_tune_args(synthetic_data_dir, run_dir, 1))
+    args[args.index("--max-examples") + 1] = 16
+    assert _cli(*args, "--loss", "crossentropy") == 0
+    assert [type(loss) for loss in losses] == [keras.losses.SparseCategoricalCrossentropy]
+    stored = json.loads((run_dir / "tuning" / search_space.CONFIG_FILE).read_text())
+    assert stored["loss"] == "crossentropy" and "alpha" not in stored
+
+
+# --- KerasTuner's private methods GeoTuner relies on --------------------------------
+
+
+def test_keras_tuner_private_methods_geotuner_relies_on_are_still_there():
+    """Fails when keras-tuner changes what GeoTuner overrides (see setup.cfg's pin)."""
+    import inspect
+
+    base = keras_tuner.RandomSearch
+    assert list(inspect.signature(base._build_and_fit_model).parameters) == [
+        "self", "trial", "args", "kwargs",
+    ]  # fmt: skip
+    assert list(inspect.signature(base._populate_initial_space).parameters) == ["self"]
+    # The overrides are still needed: upstream builds the model to populate the space
+    # and checkpoints every trial's best epoch.
+    assert "_activate_all_conditions" in inspect.getsource(base._populate_initial_space)
+    assert "SaveBestEpoch" in inspect.getsource(base.run_trial)
+
+
+def test_geotuner_builds_once_per_trial_and_writes_no_checkpoint(tmp_path):
+    class Counting(ToyHyperModel):
+        builds = 0
+
+        def build(self, hp):
+            Counting.builds += 1
+            return super().build(hp)
+
+    _toy_search(tmp_path, Counting(), max_trials=2)
+    assert Counting.builds == 2  # none to populate the space
+    trial_dirs = sorted((tmp_path / "tuning" / "search").glob("trial_*"))
+    assert len(trial_dirs) == 2
+    assert not [p for d in trial_dirs for p in d.rglob("*.weights.h5")]
+    assert all((d / search_space.SIDE_CAR).is_file() for d in trial_dirs)
+
+
+def test_search_space_docstring_table_matches_the_space():
+    import re
+
+    rows = [line for line in search_space.__doc__.splitlines() if line.startswith("| ")][1:]
+    table = {row.split("|")[1].strip(): row.split("|")[3] for row in rows}
+    assert list(table) == list(search_space.HYPERPARAMETERS)
+    for name, spec in search_space.SPACE.items():
+        numbers = [float(n) for n in re.findall(r"\d[\d.]*(?:e-?\d+)?", table[name])]
+        starred = float(re.search(r"([\d.e-]+)\*", table[name]).group(1))
+        assert starred == search_space.DEFAULTS[name], name
+        if isinstance(spec, search_space.Choice):
+            assert numbers == list(spec.values), name
+        else:
+            assert (numbers[0], numbers[-1]) == search_space.bounds(name), name
+            assert numbers[1] - numbers[0] == spec.step, name
+
+
+def test_resume_check_compares_every_fixed_field_and_reads_older_files(tmp_path):
+    config = TrainConfig(dataset="geoguessr/synthetic", image_size=32)
+    settings = tuning.search_settings(config, phase="finetune", epochs=1, max_examples=None)
+    assert "loss" in settings and not set(search_space.HYPERPARAMETERS) & set(settings)
+    older = {k: v for k, v in settings.items() if k not in ("loss", "strategy")}
+    (tmp_path / search_space.CONFIG_FILE).write_text(json.dumps(older))
+    tuning._check_search_config(str(tmp_path), settings, overwrite=False, role=None)
+    changed = tuning.search_settings(
+        config.replace(loss="crossentropy"), phase="finetune", epochs=1, max_examples=None
+    )
+    with pytest.raises(UserError, match="loss: 'haversine' -> 'crossentropy'"):
+        tuning._check_search_config(str(tmp_path), changed, overwrite=False, role=None)

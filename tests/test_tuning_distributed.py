@@ -20,14 +20,14 @@ TIMEOUT_S = 480  # The whole search; every process is killed after it.
 TOY_SEARCH = """
 import sys
 import keras, keras_tuner, numpy as np
-from keras_geo import tuning
+from keras_geo import search_space, tuning
 
 class Toy(keras_tuner.HyperModel):
     def declare_hyperparameters(self, hp):
-        tuning.declare_search_space(hp)
+        search_space.declare(hp)
 
     def build(self, hp):
-        values = tuning.declare_search_space(hp)
+        values = search_space.declare(hp)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
         model.compile(optimizer=keras.optimizers.AdamW(values["learning_rate"]),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"],
@@ -35,7 +35,7 @@ class Toy(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, x, y, **kwargs):
-        batch_size = tuning.declare_search_space(hp)["batch_size"]
+        batch_size = search_space.declare(hp)["batch_size"]
         return model.fit(x, y, batch_size=batch_size, **kwargs)
 
 x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")

@@ -12,23 +12,8 @@ starts it afresh.
 import json
 import pathlib
 
+from keras_geo.cli import flags
 from keras_geo.errors import UserError
-
-# Flags whose value maps 1:1 onto a TrainConfig field (dest == field name).
-_VALUE_FLAGS = (
-    ("--dataset", str, "TFDS name `geoguessr/<config>` (top20, all, synthetic)"),
-    ("--data-dir", str, "TFDS data dir (where `keras-geo data build` wrote it)"),
-    ("--weights", str, "imagenet, none, or a local ResNet50 no-top .h5 path"),
-    ("--image-size", int, "square input size in pixels (>= 32)"),
-    ("--epochs-frozen", int, "feature-extraction epochs (0 skips the phase)"),
-    ("--epochs-finetune", int, "fine-tuning epochs (0 skips the phase)"),
-    ("--batch-size", int, "batch size"),
-    ("--learning-rate", float, "AdamW learning rate, both phases"),
-    ("--weight-decay", float, "AdamW decoupled weight decay"),
-    ("--alpha", float, "weight of the expected great-circle distance term"),
-    ("--tau-km", float, "haversine label smoothing temperature in km (off by default)"),
-    ("--seed", int, "random seed"),
-)
 
 
 def add_parser(subparsers):
@@ -51,44 +36,7 @@ def add_train_arguments(parser):
         action="store_true",
         help="start afresh: delete what a previous run trained into RUN_DIR (keeps tuning/)",
     )
-    for flag, kind, text in _VALUE_FLAGS:
-        parser.add_argument(flag, type=kind, default=None, help=text)
-    parser.add_argument(
-        "--loss",
-        choices=("haversine", "crossentropy"),
-        default=None,
-        help="haversine: cross-entropy + alpha x expected distance",
-    )
-    parser.add_argument(
-        "--no-flip",
-        dest="flip",
-        action="store_const",
-        const=False,
-        default=None,
-        help="no random horizontal flip (keeps driving side)",
-    )
-    parser.add_argument(
-        "--no-cache-features",
-        dest="cache_features",
-        action="store_const",
-        const=False,
-        default=None,
-        help="frozen phase on augmented images, not cached features",
-    )
-    parser.add_argument(
-        "--mixed-precision",
-        dest="mixed_precision",
-        action="store_const",
-        const=True,
-        default=None,
-        help="mixed_float16 (for GPUs)",
-    )
-    parser.add_argument(
-        "--strategy",
-        choices=("default", "mirrored"),
-        default=None,
-        help="mirrored: tf.distribute over all local GPUs",
-    )
+    flags.add_config_flags(parser)
 
 
 def run(args):
@@ -113,10 +61,7 @@ def resolve_config(args):
             config = config.replace(**read_hparams(args.hparams))
         except TypeError as error:
             raise UserError(f"--hparams {args.hparams}: {error}") from None
-    names = [flag[2:].replace("-", "_") for flag, _, _ in _VALUE_FLAGS]
-    names += ["loss", "flip", "cache_features", "mixed_precision", "strategy"]
-    overrides = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    return config.replace(**overrides)
+    return config.replace(**flags.config_overrides(args))
 
 
 def read_hparams(path):

@@ -16,8 +16,13 @@ KERASTUNER_ORACLE_PORT set, all sharing one --run-dir.
 
 import argparse
 
+from keras_geo import search_space
+from keras_geo.cli import flags
 from keras_geo.config import TrainConfig
-from keras_geo.errors import UserError
+
+# TrainConfig fields `tune` does not take as flags: the tuned ones, and the
+# epochs, which `--phase` and `--epochs` set.
+SET_BY_SEARCH = (*search_space.HYPERPARAMETERS, "epochs_frozen", "epochs_finetune")
 
 _EPILOG = """\
 Distributed (one chief, N workers, one shared --run-dir; start the chief first):
@@ -30,7 +35,6 @@ The chief only serves trials and writes the report when all are done.
 
 
 def add_parser(subparsers):
-    defaults = TrainConfig()
     parser = subparsers.add_parser(
         "tune",
         help="random search of batch size, learning rate, weight decay and alpha",
@@ -38,12 +42,6 @@ def add_parser(subparsers):
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--dataset",
-        default=defaults.dataset,
-        help="geoguessr/<config> (default: %(default)s)",
-    )
-    parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS' own)")
     parser.add_argument("--run-dir", required=True, help="results go to RUN_DIR/tuning/")
     parser.add_argument(
         "--max-trials", type=int, default=30, help="default: %(default)s (the paper)"
@@ -59,30 +57,6 @@ def add_parser(subparsers):
         "frozen: head only, on cached backbone features (default: %(default)s)",
     )
     parser.add_argument(
-        "--weights",
-        default=defaults.weights,
-        help="imagenet, none, or a local ResNet50 no-top .h5 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--image-size",
-        type=int,
-        default=defaults.image_size,
-        help="square input size, >= 32 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--seed",
-        type=int,
-        default=defaults.seed,
-        help="fixes the sequence of trials (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--flip",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.flip,
-        help="random horizontal flips (they swap the driving side; default: on)",
-    )
-    parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU)")
-    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="delete RUN_DIR/tuning's search and start afresh (default: resume)",
@@ -93,27 +67,15 @@ def add_parser(subparsers):
         default=None,
         help="smoke tests: use only the first N train and validation examples",
     )
+    # Every TrainConfig field but the tuned ones and the epochs (--phase, --epochs)
+    # is a fixed setting of the search.
+    flags.add_config_flags(parser, exclude=SET_BY_SEARCH)
     parser.set_defaults(func=run)
 
 
 def config_from_args(args):
     """The fixed (not tuned) settings of the search as a `TrainConfig`."""
-    if not args.dataset.startswith("geoguessr/") or args.dataset.count("/") != 1:
-        raise UserError(
-            "--dataset must be geoguessr/<config> (top20, all or synthetic). "
-            f"Received: {args.dataset}"
-        )
-    if args.seed < 0:
-        raise UserError(f"--seed must be >= 0. Received: {args.seed}")
-    return TrainConfig(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        weights=args.weights,
-        image_size=args.image_size,
-        flip=args.flip,
-        mixed_precision=args.mixed_precision,
-        seed=args.seed,
-    )
+    return TrainConfig().replace(**flags.config_overrides(args))
 
 
 def run(args):
@@ -132,7 +94,7 @@ def run(args):
     )
     if best is not None:
         print(
-            f"best hyperparameters: {best} -> {args.run_dir}/tuning/best.json",
+            f"best hyperparameters: {best} -> {args.run_dir}/tuning/{search_space.BEST_FILE}",
             flush=True,
         )
     return 0

@@ -42,9 +42,29 @@ _YELLOW = (0.93, 0.75, 0.12)
 _WHITE = (0.95, 0.95, 0.93)
 
 
+# Palettes (RGB in 0..1) of facades and soil.
+_BRICK = ((0.55, 0.28, 0.20), (0.62, 0.35, 0.25), (0.48, 0.25, 0.20))
+_PLASTER = ((0.92, 0.90, 0.84), (0.85, 0.82, 0.74), (0.80, 0.78, 0.76))
+_GREY = ((0.70, 0.70, 0.70), (0.82, 0.82, 0.80), (0.55, 0.56, 0.58))
+_OCHRE = ((0.85, 0.65, 0.40), (0.80, 0.50, 0.32), (0.92, 0.82, 0.62))
+_BRIGHT = (
+    (0.90, 0.45, 0.55),
+    (0.35, 0.60, 0.85),
+    (0.95, 0.80, 0.30),
+    (0.45, 0.75, 0.50),
+)
+_WOODEN = ((0.60, 0.15, 0.12), (0.90, 0.88, 0.80), (0.85, 0.75, 0.45))
+_DARK_SOIL = (0.42, 0.38, 0.30)
+_RED_SOIL = (0.66, 0.34, 0.20)
+_TAN_SOIL = (0.74, 0.62, 0.45)
+
+
 @dataclasses.dataclass(frozen=True)
 class CountryCues:
     """The visual cues of one country in the synthetic scenes.
+
+    Defaults are the most common value across `CUES`, which lists only what
+    differs for each country.
 
     Attributes:
         drive: "left" or "right": side of the road the traffic drives on.
@@ -66,20 +86,20 @@ class CountryCues:
         mountains: whether distant mountains show on the horizon.
     """
 
-    drive: str
-    centre: str
-    centre_style: str
-    edge: str
-    climate: str
-    sign: str
-    bollard: str
-    pole: str
-    wires: int
-    buildings: float
-    building_colours: tuple
-    soil: tuple
+    drive: str = "right"
+    centre: str = "white"
+    centre_style: str = "dashed"
+    edge: str = "white"
+    climate: str = "temperate"
+    sign: str = "diamond_yellow"
+    bollard: str = "none"
+    pole: str = "concrete"
+    wires: int = 1
+    buildings: float = 0.15
+    building_colours: tuple = _PLASTER
+    soil: tuple = _DARK_SOIL
     snow: float = 0.0
-    overcast: float = 0.2
+    overcast: float = 0.3
     mountains: bool = False
 
 
@@ -152,361 +172,185 @@ CLIMATES = {
     ),
 }
 
-_BRICK = ((0.55, 0.28, 0.20), (0.62, 0.35, 0.25), (0.48, 0.25, 0.20))
-_PLASTER = ((0.92, 0.90, 0.84), (0.85, 0.82, 0.74), (0.80, 0.78, 0.76))
-_GREY = ((0.70, 0.70, 0.70), (0.82, 0.82, 0.80), (0.55, 0.56, 0.58))
-_OCHRE = ((0.85, 0.65, 0.40), (0.80, 0.50, 0.32), (0.92, 0.82, 0.62))
-_BRIGHT = (
-    (0.90, 0.45, 0.55),
-    (0.35, 0.60, 0.85),
-    (0.95, 0.80, 0.30),
-    (0.45, 0.75, 0.50),
-)
-_WOODEN = ((0.60, 0.15, 0.12), (0.90, 0.88, 0.80), (0.85, 0.75, 0.45))
-_DARK_SOIL = (0.42, 0.38, 0.30)
-_RED_SOIL = (0.66, 0.34, 0.20)
-_TAN_SOIL = (0.74, 0.62, 0.45)
 
 CUES = {
-    "Argentina": CountryCues(
-        drive="right",
-        centre="yellow",
-        centre_style="dashed",
-        edge="white",
-        climate="pampas",
-        sign="diamond_yellow",
-        bollard="none",
-        pole="concrete",
-        wires=1,
-        buildings=0.15,
-        building_colours=_PLASTER,
-        soil=_TAN_SOIL,
-        snow=0.0,
-        overcast=0.2,
-        mountains=False,
-    ),
+    "Argentina": CountryCues(centre="yellow", climate="pampas", soil=_TAN_SOIL, overcast=0.2),
     "Australia": CountryCues(
         drive="left",
-        centre="white",
-        centre_style="dashed",
-        edge="white",
         climate="outback",
-        sign="diamond_yellow",
         bollard="white_red",
         pole="wood",
-        wires=1,
-        buildings=0.15,
-        building_colours=_PLASTER,
         soil=_RED_SOIL,
-        snow=0.0,
         overcast=0.1,
-        mountains=False,
     ),
     "Brazil": CountryCues(
-        drive="right",
         centre="yellow",
         centre_style="double",
-        edge="white",
         climate="tropical",
-        sign="diamond_yellow",
-        bollard="none",
-        pole="concrete",
         wires=2,
         buildings=0.35,
         building_colours=_BRIGHT,
         soil=_RED_SOIL,
-        snow=0.0,
         overcast=0.25,
-        mountains=False,
     ),
     "Canada": CountryCues(
-        drive="right",
         centre="yellow",
-        centre_style="dashed",
-        edge="white",
         climate="boreal",
-        sign="diamond_yellow",
-        bollard="none",
         pole="wood",
         wires=2,
         buildings=0.2,
         building_colours=_WOODEN,
-        soil=_DARK_SOIL,
         snow=0.25,
-        overcast=0.3,
-        mountains=False,
     ),
     "Finland": CountryCues(
-        drive="right",
         centre="yellow",
-        centre_style="dashed",
-        edge="white",
         climate="boreal",
         sign="triangle_yellow",
         bollard="black_white",
         pole="wood",
-        wires=1,
         buildings=0.1,
         building_colours=_WOODEN,
-        soil=_DARK_SOIL,
         snow=0.2,
         overcast=0.35,
-        mountains=False,
     ),
     "France": CountryCues(
-        drive="right",
-        centre="white",
-        centre_style="dashed",
-        edge="white_dashed",
-        climate="temperate",
-        sign="triangle_white",
-        bollard="white_red",
-        pole="wood",
-        wires=1,
-        buildings=0.35,
-        building_colours=_PLASTER,
-        soil=_DARK_SOIL,
-        snow=0.0,
-        overcast=0.3,
-        mountains=False,
+        edge="white_dashed", sign="triangle_white", bollard="white_red", pole="wood", buildings=0.35
     ),
     "Germany": CountryCues(
-        drive="right",
-        centre="white",
-        centre_style="dashed",
-        edge="white",
-        climate="temperate",
         sign="triangle_white",
         bollard="white_black",
         pole="none",
         wires=0,
         buildings=0.4,
-        building_colours=_PLASTER,
-        soil=_DARK_SOIL,
-        snow=0.0,
         overcast=0.4,
-        mountains=False,
     ),
     "Italy": CountryCues(
-        drive="right",
-        centre="white",
         centre_style="solid",
-        edge="white",
         climate="mediterranean",
         sign="triangle_white",
         bollard="white_black",
-        pole="concrete",
-        wires=1,
         buildings=0.4,
         building_colours=_OCHRE,
         soil=_TAN_SOIL,
-        snow=0.0,
         overcast=0.15,
         mountains=True,
     ),
     "Japan": CountryCues(
         drive="left",
-        centre="white",
         centre_style="solid",
-        edge="white",
-        climate="temperate",
-        sign="diamond_yellow",
-        bollard="none",
-        pole="concrete",
         wires=5,
         buildings=0.75,
         building_colours=_GREY,
-        soil=_DARK_SOIL,
-        snow=0.0,
         overcast=0.35,
         mountains=True,
     ),
     "Mexico": CountryCues(
-        drive="right",
         centre="yellow",
         centre_style="double",
-        edge="white",
         climate="arid",
-        sign="diamond_yellow",
-        bollard="none",
-        pole="concrete",
         wires=2,
         buildings=0.4,
         building_colours=_BRIGHT,
         soil=_TAN_SOIL,
-        snow=0.0,
         overcast=0.1,
         mountains=True,
     ),
     "Norway": CountryCues(
-        drive="right",
         centre="yellow",
-        centre_style="dashed",
-        edge="white",
         climate="boreal",
         sign="triangle_yellow",
         bollard="black_yellow",
         pole="wood",
-        wires=1,
-        buildings=0.15,
         building_colours=_WOODEN,
-        soil=_DARK_SOIL,
         snow=0.25,
         overcast=0.4,
         mountains=True,
     ),
     "Poland": CountryCues(
-        drive="right",
-        centre="white",
-        centre_style="dashed",
         edge="white_dashed",
-        climate="temperate",
         sign="triangle_yellow",
         bollard="white_red",
-        pole="concrete",
-        wires=1,
         buildings=0.3,
-        building_colours=_PLASTER,
         soil=_TAN_SOIL,
         snow=0.1,
         overcast=0.35,
-        mountains=False,
     ),
     "Russia": CountryCues(
-        drive="right",
-        centre="white",
         centre_style="solid",
-        edge="white",
         climate="boreal",
         sign="triangle_white",
         bollard="striped",
-        pole="concrete",
-        wires=1,
         buildings=0.3,
         building_colours=_GREY,
-        soil=_DARK_SOIL,
         snow=0.35,
         overcast=0.45,
-        mountains=False,
     ),
     "Singapore": CountryCues(
         drive="left",
-        centre="white",
-        centre_style="dashed",
         edge="yellow",
         climate="tropical",
         sign="triangle_white",
-        bollard="none",
         pole="none",
         wires=0,
         buildings=0.95,
-        building_colours=_PLASTER,
-        soil=_DARK_SOIL,
-        snow=0.0,
-        overcast=0.3,
-        mountains=False,
     ),
     "South Africa": CountryCues(
         drive="left",
-        centre="white",
-        centre_style="dashed",
         edge="yellow",
         climate="savanna",
         sign="triangle_white",
         bollard="white_red",
         pole="wood",
-        wires=1,
-        buildings=0.15,
-        building_colours=_PLASTER,
         soil=_TAN_SOIL,
-        snow=0.0,
         overcast=0.1,
         mountains=True,
     ),
     "Spain": CountryCues(
-        drive="right",
-        centre="white",
         centre_style="solid",
-        edge="white",
         climate="arid",
         sign="triangle_white",
-        bollard="none",
-        pole="concrete",
-        wires=1,
         buildings=0.35,
         building_colours=_OCHRE,
         soil=_TAN_SOIL,
-        snow=0.0,
         overcast=0.05,
         mountains=True,
     ),
     "Sweden": CountryCues(
-        drive="right",
-        centre="white",
-        centre_style="dashed",
         edge="white_dashed",
         climate="boreal",
         sign="triangle_yellow",
-        bollard="none",
         pole="wood",
-        wires=1,
-        buildings=0.15,
         building_colours=_WOODEN,
-        soil=_DARK_SOIL,
         snow=0.15,
         overcast=0.35,
-        mountains=False,
     ),
     "Thailand": CountryCues(
         drive="left",
         centre="yellow",
-        centre_style="dashed",
-        edge="white",
         climate="tropical",
-        sign="diamond_yellow",
         bollard="striped",
-        pole="concrete",
         wires=5,
         buildings=0.4,
         building_colours=_BRIGHT,
         soil=_RED_SOIL,
-        snow=0.0,
-        overcast=0.3,
-        mountains=False,
     ),
     "United Kingdom": CountryCues(
         drive="left",
-        centre="white",
-        centre_style="dashed",
-        edge="white",
-        climate="temperate",
         sign="triangle_white",
-        bollard="none",
         pole="wood",
-        wires=1,
         buildings=0.5,
         building_colours=_BRICK,
-        soil=_DARK_SOIL,
-        snow=0.0,
         overcast=0.55,
-        mountains=False,
     ),
     "United States": CountryCues(
-        drive="right",
         centre="yellow",
         centre_style="double",
-        edge="white",
-        climate="temperate",
-        sign="diamond_yellow",
-        bollard="none",
         pole="wood",
         wires=2,
         buildings=0.25,
         building_colours=_WOODEN,
-        soil=_DARK_SOIL,
         snow=0.05,
         overcast=0.2,
-        mountains=False,
     ),
 }
 

@@ -1,4 +1,6 @@
-"""A fake Kaggle-layout folder of full-size JPEG frames, for benchmarks.
+"""Usage: `python benchmarks/fake_kaggle.py --out WORK/kaggle-20 --per-country 20`
+
+A fake Kaggle-layout folder of full-size JPEG frames, for benchmarks.
 
 The real frames are 1536x662 JPEGs of about 135 KB. Flat synthetic images
 compress to a few KB and decode faster than real ones, which would flatter
@@ -12,9 +14,12 @@ Example:
     ['canvas_1600800000.jpg']
 """
 
+import argparse
 import os
 import pathlib
+import sys
 
+import common
 import numpy as np
 from PIL import Image
 
@@ -98,3 +103,17 @@ def make_fake_kaggle(
 def image_count(root):
     """Number of `.jpg` files under `root` (recursively)."""
     return sum(1 for _ in pathlib.Path(root).rglob("*.jpg"))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--per-country", type=common.positive_int, default=20)
+    p.add_argument("--frame-size", type=common.frame_size, default=(1536, 662), help="WxH")
+    args = p.parse_args(argv)
+    root = make_fake_kaggle(args.out, images_per_country=args.per_country, size=args.frame_size)
+    print(f"{image_count(root)} frames of {args.frame_size[0]}x{args.frame_size[1]} in {root}")
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

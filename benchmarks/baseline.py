@@ -1,4 +1,6 @@
-"""The paper's input pipeline, re-expressed without torch: the baseline.
+"""Usage: `python benchmarks/baseline.py --manual-dir WORK/kaggle-20 --seconds 15`
+
+The paper's input pipeline, re-expressed without torch: the baseline.
 
 What the authors ran is torchvision `ImageFolder` + `DataLoader` with one
 worker process per core. Per image and per epoch, a worker:
@@ -21,6 +23,7 @@ import os
 import pathlib
 import sys
 
+import common
 import numpy as np
 from PIL import Image
 
@@ -58,7 +61,7 @@ def image_folder(manual_dir):
         raise UserError(
             f"No images found in {manual_dir!r}: pass the Kaggle folder "
             "(holding compressed_dataset/<Country>/*.jpg) as --manual-dir, or "
-            "make one with `keras-geo bench fake-kaggle --out DIR`."
+            "make one with `python benchmarks/fake_kaggle.py --out DIR`."
         )
     return samples
 
@@ -174,3 +177,21 @@ def run_baseline(manual_dir, *, seconds=15.0, workers=None, batch_size=64, size=
         "batch_size": batch_size,
         **rates(timing),
     }
+
+
+def main(argv=None):
+    p = common.parser(__doc__, sizes=(224, 64))
+    p.add_argument("--manual-dir", required=True, help="folder in the Kaggle layout")
+    p.add_argument("--workers", type=common.positive_int, help="worker processes (default: cores)")
+    args = p.parse_args(argv)
+    record = common.call(run_baseline, args, size=args.image_size)
+    print(
+        f"{record['images']} images in {record['seconds']:.1f} s, "
+        f"{record['workers']} workers, {record['files']} files, "
+        f"{record['images_per_cpu_second']:.1f} images per CPU-second"
+    )
+    common.finish(record, args)
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

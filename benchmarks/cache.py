@@ -1,4 +1,6 @@
-"""`keras-geo bench cache`: one frozen epoch from cached features vs through the backbone.
+"""Usage: `python benchmarks/cache.py --images 128 --work-dir WORK/cache`
+
+One frozen epoch from cached features vs through the backbone.
 
 Both paths train the same compiled frozen model (`bench.train.build_for_phase`)
 on the same N stored-size images (uint8, in memory, so no file I/O counts):
@@ -12,8 +14,11 @@ Epochs are timed by a callback (fit's set-up and the first, tracing epoch
 excluded); the one-off feature extraction is timed separately.
 """
 
+import sys
 import tempfile
 import time
+
+import common
 
 from keras_geo.bench.timing import epoch_timer
 from keras_geo.bench.train import build_for_phase
@@ -93,3 +98,22 @@ def run_cache(*, images=256, image_size=224, batch_size=32, work_dir=None, num_c
         "speedup": backbone_s / cached_s,
         "images_per_second": images / cached_s,
     }
+
+
+def main(argv=None):
+    p = common.parser(__doc__, seconds=False, sizes=(224, 32))
+    p.add_argument("--images", type=common.positive_int, default=256, help="images in the epoch")
+    p.add_argument("--work-dir", help="where the feature cache goes (default: a temp dir)")
+    args = p.parse_args(argv)
+    record = common.call(run_cache, args)
+    print(
+        f"frozen epoch of {record['images']} images: backbone "
+        f"{record['backbone_epoch_s']:.2f} s, cached features "
+        f"{record['cached_epoch_s']:.3f} s ({record['speedup']:.0f}x); "
+        f"one-off feature extraction {record['extract_s']:.2f} s"
+    )
+    common.finish(record, args)
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

@@ -1,4 +1,7 @@
-"""`keras-geo bench scaling`: build time, input throughput and epoch time at 1x/2x/4x.
+"""Usage: `python benchmarks/scaling.py --work-dir WORK/scaling-15 --per-country 15 \\
+    --factors 1,2,4 --image-size 112 --seconds 8`
+
+Build time, input throughput and epoch time at 1x/2x/4x.
 
 For each factor f, a Kaggle-layout folder of `20 * f * per_country` fake
 1536x662 frames (`fake_kaggle`) is built into its own TFDS data dir with
@@ -14,9 +17,12 @@ should stay flat.
 """
 
 import pathlib
+import sys
 import time
 
-from keras_geo.bench.fake_kaggle import FRAME_SIZE, TOP20, make_fake_kaggle
+import common
+from fake_kaggle import FRAME_SIZE, TOP20, make_fake_kaggle
+
 from keras_geo.bench.input import run_input
 from keras_geo.bench.timing import epoch_timer
 
@@ -124,3 +130,30 @@ def _add_ratios(rows):
         row["train_ratio"] = row["train_images"] / first["train_images"]
         row["epoch_ratio"] = row["epoch_s"] / first["epoch_s"]
         row["input_ratio"] = row["input_images_per_second"] / first["input_images_per_second"]
+
+
+def main(argv=None):
+    p = common.parser(__doc__, sizes=(224, 32))
+    p.add_argument("--work-dir", required=True, help="folder for fake frames and datasets")
+    p.add_argument(
+        "--per-country",
+        type=common.positive_int,
+        default=4,
+        help="images per country at 1x (default %(default)s)",
+    )
+    p.add_argument("--factors", default="1,2,4", help="data multiples (default %(default)s)")
+    p.add_argument("--frame-size", type=common.frame_size, default=(1536, 662), help="WxH")
+    p.set_defaults(seconds=5.0)
+    args = p.parse_args(argv)
+    record = common.call(run_scaling, args, factors=common.factors(args.factors))
+    for row in record["rows"]:
+        print(
+            f"{row['factor']}x: {row['images']} files, build {row['build_s']:.1f} s, "
+            f"input {row['input_images_per_second']:.1f} images/s, "
+            f"epoch {row['epoch_s']:.1f} s"
+        )
+    common.finish(record, args)
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

@@ -1,11 +1,14 @@
-"""`keras-geo bench report`: every benchmark in one run, written as Markdown tables.
+"""Usage: `python benchmarks/report.py --work-dir WORK --out benchmarks/results.md`
 
-Each benchmark runs in its own process (`python -m keras_geo.cli.main bench
-...  --json FILE`), so thread pools, the dtype policy and the baseline's
+Every benchmark in one run, written as Markdown tables.
+
+Each benchmark runs in its own process (`keras-geo bench input|train` or a
+script of this folder, with `--json FILE`), so thread pools, the dtype policy and the baseline's
 worker processes never share state. Every ratio divides two figures of this
 same run on this same machine. `benchmarks/run_all.sh` calls this.
 """
 
+import argparse
 import datetime
 import json
 import os
@@ -13,9 +16,10 @@ import pathlib
 import subprocess
 import sys
 
+import common
+
 from keras_geo.bench.timing import machine
 
-PAPER_ANCHOR = 220.0  # REFERENCE.md: the paper's pipeline on a quiet 2-core machine.
 FULL = {
     "per_country": 5,
     "seconds": 15,
@@ -42,10 +46,25 @@ QUICK = {
 }
 
 
+# Benchmarks of the package (`keras-geo bench NAME`) and scripts beside this one.
+_PACKAGE_BENCHMARKS = ("input", "train")
+_SCRIPTS = {
+    "baseline": "baseline.py",
+    "decode": "storage.py",
+    "cache": "cache.py",
+    "scaling": "scaling.py",
+}
+_HERE = pathlib.Path(__file__).resolve().parent
+
+
 def bench(args, work_dir, name):
-    """Runs `keras-geo bench <args> --json <work_dir>/<name>.json`; returns the JSON."""
+    """Runs benchmark `args[0]` with `args[1:] --json <work_dir>/<name>.json`; returns the JSON."""
     out = pathlib.Path(work_dir) / f"{name}.json"
-    command = [sys.executable, "-m", "keras_geo.cli.main", "bench", *args, "--json", str(out)]
+    if args[0] in _PACKAGE_BENCHMARKS:
+        command = [sys.executable, "-m", "keras_geo.cli.main", "bench", *args]
+    else:
+        command = [sys.executable, str(_HERE / _SCRIPTS[args[0]]), *args[1:]]
+    command += ["--json", str(out)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     log = pathlib.Path(work_dir) / f"{name}.log"
     with open(log, "w") as f:
@@ -181,7 +200,7 @@ def render(results, sizes):
         f"1-minute load average {results['load_average'][0]:.1f} at the start, "
         f"{results['load_average'][1]:.1f} at the end.",
         f"Image size {sizes['image_size']} px, fake frames {sizes['frame']} "
-        f"(`keras_geo.bench.fake_kaggle`).",
+        f"(`benchmarks/fake_kaggle.py`).",
         "",
     ]
     base, fast = _best(results["baseline"]), _best(results["input"])
@@ -198,8 +217,6 @@ def render(results, sizes):
         f"{fast_cpu:.1f} |",
         f"| **ratio** (target >= 3x, aim 5x) | **{fast / base:.1f}x** | | "
         f"**{fast_cpu / base_cpu:.1f}x** |",
-        f"| keras-geo vs REFERENCE's ~{PAPER_ANCHOR:.0f} images/s anchor (quiet machine, "
-        f"not this run) | {fast / PAPER_ANCHOR:.1f}x | | |",
         "",
     ]
     lines += _decode_table(results["decode"])
@@ -296,3 +313,17 @@ def run_report(work_dir, out, *, quick=False):
     results = measure(work_dir, sizes)
     (pathlib.Path(work_dir) / "results.json").write_text(json.dumps(results, indent=2))
     pathlib.Path(out).write_text(render(results, sizes))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--work-dir", required=True, help="folder for fake frames and datasets")
+    p.add_argument("--out", required=True, help="Markdown file for the tables")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (a smoke test)")
+    args = p.parse_args(argv)
+    run_report(args.work_dir, args.out, quick=args.quick)
+    print(f"tables written to {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

@@ -1,4 +1,6 @@
-"""`keras-geo bench decode`: what the stored image size costs every epoch.
+"""Usage: `python benchmarks/storage.py --seconds 5`
+
+What the stored image size costs every epoch.
 
 The builder stores frames squashed to 224x224 (issue 2: "decide and measure
 at what size images are stored"). This benchmark decodes, in a tf.data
@@ -10,15 +12,17 @@ the model input:
   the cheapest way to use full-size files;
 - `stored`: a 224x224 JPEG, what the `top20`/`all` configs store.
 
-The one-off price of `stored` is the build (see `keras-geo bench scaling`).
+The one-off price of `stored` is the build (see `benchmarks/scaling.py`).
 """
 
 import io
+import sys
 
+import common
 import numpy as np
+from fake_kaggle import FRAME_SIZE, fake_frame
 from PIL import Image
 
-from keras_geo.bench.fake_kaggle import FRAME_SIZE, fake_frame
 from keras_geo.bench.timing import rates, timed_loop
 
 VARIANTS = ("full", "full-dct2", "stored")
@@ -87,3 +91,22 @@ def run_decode(*, count=64, image_size=224, batch_size=32, seconds=5.0, frame_si
         "stored_vs_full": speedup,
         "images_per_second": rows[-1]["images_per_second"],
     }
+
+
+def main(argv=None):
+    p = common.parser(__doc__, sizes=(224, 32))
+    p.add_argument("--images", type=common.positive_int, default=64, help="distinct frames")
+    p.add_argument("--frame-size", type=common.frame_size, default=(1536, 662), help="WxH")
+    args = p.parse_args(argv)
+    record = common.call(run_decode, args, count=args.images)
+    for row in record["rows"]:
+        print(
+            f"{row['variant']:>10}: {row['mean_kb']:6.1f} KB/file, "
+            f"{row['images_per_second']:8.1f} images/s"
+        )
+    print(f"stored vs full, per CPU-second: {record['stored_vs_full']:.1f}x")
+    common.finish(record, args)
+
+
+if __name__ == "__main__":
+    sys.exit(common.run(main))

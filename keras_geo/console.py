@@ -1,0 +1,19 @@
+"""How much Keras prints: progress bars on a terminal, one line per epoch elsewhere."""
+
+import sys
+
+
+def keras_verbose(verbose="auto"):
+    """Resolves a `verbose="auto"` for Keras' `fit`, `predict` and `Progbar`.
+
+    Keras' own "auto" draws a progress bar everywhere, which fills a log file
+    or CI output with carriage-return frames; here it is 1 (progress bar) when
+    stdout is a terminal and 2 (one line per epoch) otherwise. Other values
+    pass through.
+
+    >>> keras_verbose(0)
+    0
+    """
+    if verbose != "auto":
+        return verbose
+    return 1 if sys.stdout.isatty() else 2

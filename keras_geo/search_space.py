@@ -1,0 +1,88 @@
+"""The hyperparameter search of `keras-geo tune`, written once.
+
+The paper sampled batch size, learning rate, the loss weight alpha and weight
+decay at random; it gives no ranges. Each tuned name is a `TrainConfig`
+field, and its default is that field's default (the authors' code values),
+so a trial's values apply with `config.replace(**values)` and `best.json`
+feeds `keras-geo train --hparams` as it is. Every other `TrainConfig` field
+stays fixed for a whole search.
+
+| name          | type             | values (default = TrainConfig's, marked *) |
+|---------------|------------------|--------------------------------------------|
+| batch_size    | Int, step 4      | 16, 20, ..., 180*, ..., 256                |
+| learning_rate | Choice (log)     | 1e-5 3e-5 1e-4 3e-4 1e-3* 3e-3 1e-2        |
+| weight_decay  | Choice           | 0 1e-5 3e-5 1e-4* 3e-4 1e-3                |
+| alpha         | Float, step 0.25 | 0, 0.25, ..., 2.5*, ..., 5                 |
+
+The table is checked against `SPACE` by `tests/test_tuning.py`.
+"""
+
+import dataclasses
+
+from keras_geo.config import TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Int:
+    low: int
+    high: int
+    step: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Float:
+    low: float
+    high: float
+    step: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    values: tuple
+
+
+SPACE = {
+    "batch_size": Int(16, 256, 4),  # 180 = 16 + 41 * 4
+    "learning_rate": Choice((1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2)),
+    "weight_decay": Choice((0.0, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3)),
+    "alpha": Float(0.0, 5.0, 0.25),
+}
+HYPERPARAMETERS = tuple(SPACE)
+DEFAULTS = {name: getattr(TrainConfig(), name) for name in SPACE}
+
+OBJECTIVE = "val_accuracy"  # Not val_loss: alpha rescales the loss.
+EXTRA_METRICS = ("val_top5_accuracy", "val_mean_km")  # Reported beside the objective.
+
+# Files under RUN_DIR/tuning/.
+PROJECT_NAME = "search"  # KerasTuner's project folder.
+SIDE_CAR = "keras_geo.json"  # Per-trial record, in each trial_*/ folder.
+CONFIG_FILE = "search_config.json"  # The fixed settings a resume must match.
+TRIALS_FILE = "trials.csv"
+BEST_FILE = "best.json"
+PLOT_FILE = "search.png"
+REPORT_FILES = (TRIALS_FILE, BEST_FILE, PLOT_FILE, CONFIG_FILE)
+
+
+def declare(hp):
+    """Declares `SPACE` on a `keras_tuner.HyperParameters` and returns the values.
+
+    Returns:
+        A dict of `TrainConfig` field overrides, e.g. the defaults for a
+        fresh `HyperParameters()`.
+    """
+    values = {}
+    for name, spec in SPACE.items():
+        default = DEFAULTS[name]
+        if isinstance(spec, Choice):
+            values[name] = hp.Choice(name, spec.values, default=default)
+        else:
+            declare_range = hp.Int if isinstance(spec, Int) else hp.Float
+            values[name] = declare_range(name, spec.low, spec.high, step=spec.step, default=default)
+    return values
+
+
+def bounds(name):
+    """The (smallest, largest) value of hyperparameter `name`."""
+    spec = SPACE[name]
+    values = spec.values if isinstance(spec, Choice) else (spec.low, spec.high)
+    return min(values), max(values)
