@@ -10,9 +10,12 @@ import dataclasses
 import json
 from typing import Literal
 
+from keras_geo import backbones
 from keras_geo.errors import UserError
 
-MIN_IMAGE_SIZE = 32  # The smallest input keras.applications.ResNet50 accepts.
+MIN_IMAGE_SIZE = 32  # The smallest input the keras.applications backbones accept.
+LR_SCHEDULES = ("constant", "cosine")
+CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +43,27 @@ class TrainConfig:
     mixed_precision: bool = False
     strategy: Literal["default", "mirrored"] = "default"
     seed: int = 0
+    # Beyond the paper: every default below is the paper's recipe.
+    backbone: Literal[backbones.NAMES] = dataclasses.field(
+        default="resnet50", metadata={"help": "keras.applications backbone"}
+    )
+    finetune_stages: str = dataclasses.field(
+        default="1",
+        metadata={"help": "backbone stages trained in fine-tuning: N (1 = the last) or all"},
+    )
+    finetune_learning_rate: float | None = dataclasses.field(
+        default=None, metadata={"help": "fine-tuning learning rate (default: --learning-rate)"}
+    )
+    lr_schedule: Literal[LR_SCHEDULES] = dataclasses.field(
+        default="constant", metadata={"help": "learning rate over each phase"}
+    )
+    warmup_epochs: int = dataclasses.field(
+        default=0, metadata={"help": "linear warm-up epochs at the start of each phase"}
+    )
+    class_weight: Literal[CLASS_WEIGHTS] = dataclasses.field(
+        default="none",
+        metadata={"help": "loss weight per country: none, balanced (1 / frequency) or sqrt"},
+    )
 
     def __post_init__(self):
         self._check("image_size", self.image_size >= MIN_IMAGE_SIZE, f">= {MIN_IMAGE_SIZE}")
@@ -54,6 +78,23 @@ class TrainConfig:
             "loss", self.loss in ("haversine", "crossentropy"), "'haversine' or 'crossentropy'"
         )
         self._check("strategy", self.strategy in ("default", "mirrored"), "'default' or 'mirrored'")
+        self._check("backbone", self.backbone in backbones.NAMES, _one_of(backbones.NAMES))
+        object.__setattr__(self, "finetune_stages", str(self.finetune_stages))
+        stages = backbones.BACKBONES.get(self.backbone).num_stages
+        self._check(
+            "finetune_stages",
+            self.finetune_stages == "all"
+            or (self.finetune_stages.isdigit() and 1 <= int(self.finetune_stages) <= stages),
+            f"1-{stages} or 'all' ({self.backbone} has {stages} stages)",
+        )
+        self._check(
+            "finetune_learning_rate",
+            self.finetune_learning_rate is None or self.finetune_learning_rate > 0,
+            "> 0 or None",
+        )
+        self._check("lr_schedule", self.lr_schedule in LR_SCHEDULES, _one_of(LR_SCHEDULES))
+        self._check("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
+        self._check("class_weight", self.class_weight in CLASS_WEIGHTS, _one_of(CLASS_WEIGHTS))
 
     def _check(self, name, ok, rule):
         if not ok:
@@ -82,6 +123,18 @@ class TrainConfig:
             return cls().replace(**json.load(f))
 
     @property
+    def phase_learning_rate(self):
+        """The learning rate of each phase: `{"frozen": ..., "finetune": ...}`."""
+        return {
+            "frozen": self.learning_rate,
+            "finetune": self.finetune_learning_rate or self.learning_rate,
+        }
+
+    @property
     def config_name(self):
         """The TFDS builder config, e.g. "top20" for "geoguessr/top20"."""
         return self.dataset.split("/", 1)[1] if "/" in self.dataset else "top20"
+
+
+def _one_of(choices):
+    return "one of " + ", ".join(repr(choice) for choice in choices)

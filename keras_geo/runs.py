@@ -83,6 +83,18 @@ def prepare_run_dir(config, run_dir):
         The run directory as a `pathlib.Path`.
 
     Raises:
+        UserError: as `check_run_dir`.
+    """
+    run_dir = check_run_dir(config, run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.to_json(run_dir / CONFIG_FILE)
+    return run_dir
+
+
+def check_run_dir(config, run_dir):
+    """Raises `UserError` unless `run_dir` may hold a run of `config`; creates nothing.
+
+    Raises:
         UserError: `run_dir` holds a run whose config differs from `config`
             (other than the data location), or is a file.
     """
@@ -97,8 +109,6 @@ def prepare_run_dir(config, run_dir):
                 f"Run directory {run_dir} holds a run with a different config "
                 f"({'; '.join(diff)}); pass a new --run-dir or the same settings."
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.to_json(run_dir / CONFIG_FILE)
     return run_dir
 
 

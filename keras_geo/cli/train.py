@@ -16,7 +16,7 @@ from keras_geo.errors import UserError
 _VALUE_FLAGS = (
     ("--dataset", str, "TFDS name `geoguessr/<config>` (top20, all, synthetic)"),
     ("--data-dir", str, "TFDS data dir (where `keras-geo data build` wrote it)"),
-    ("--weights", str, "imagenet, none, or a local ResNet50 no-top .h5 path"),
+    ("--weights", str, "imagenet, none, or a local no-top .h5 path of the backbone"),
     ("--image-size", int, "square input size in pixels (>= 32)"),
     ("--epochs-frozen", int, "feature-extraction epochs (0 skips the phase)"),
     ("--epochs-finetune", int, "fine-tuning epochs (0 skips the phase)"),
@@ -26,6 +26,12 @@ _VALUE_FLAGS = (
     ("--alpha", float, "weight of the expected great-circle distance term"),
     ("--tau-km", float, "haversine label smoothing temperature in km (off by default)"),
     ("--seed", int, "random seed"),
+    ("--backbone", str, "keras.applications backbone (default resnet50)"),
+    ("--finetune-stages", str, "backbone stages trained in fine-tuning: N (1 = the last) or all"),
+    ("--finetune-learning-rate", float, "fine-tuning learning rate (default: --learning-rate)"),
+    ("--lr-schedule", str, "learning rate over each phase: constant or cosine"),
+    ("--warmup-epochs", int, "linear warm-up epochs at the start of each phase"),
+    ("--class-weight", str, "loss weight per country: none, balanced or sqrt"),
 )
 
 
@@ -167,10 +173,16 @@ def format_summary(run_dir, metrics, split):
             f"Metrics:       {runs.metrics_path(run_dir, split)}",
             f"Figures:       {runs.plots_dir(run_dir)}/",
             f"Model:         best epoch of phase {m.get('model_phase') or '?'}",
-            f"{split} ({m['num_examples']} images): accuracy {m['accuracy']:.1%} "
+            f"{split} ({m['num_examples']} images{_views(m)}): accuracy {m['accuracy']:.1%} "
+            f"(balanced {m['balanced_accuracy']:.1%}) "
             f"(majority class {m['majority_class']}: "
             f"{m['majority_class_accuracy']:.1%}, chance {m['chance_accuracy']:.1%}), "
             f"top-5 {m['top5_accuracy']:.1%}, median error {m['median_km']:.0f} km, "
             f"GeoGuessr score {m['geoguessr_score']:.0f}/5000",
         ]
     )
+
+
+def _views(metrics):
+    views = metrics.get("tta", 1)
+    return f", {views} test-time views" if views > 1 else ""
