@@ -22,6 +22,13 @@ def add_parser(subparsers):
     parser.add_argument(
         "--batch-size", type=int, default=None, help="default: the run's batch size"
     )
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=1,
+        metavar="N",
+        help="average over N deterministic test-time views, no flips (default: 1, none)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -32,5 +39,7 @@ def run(args):
 
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"`--batch-size` must be >= 1. Received: {args.batch_size}")
-    metrics = evaluation.evaluate(args.run_dir, args.split, batch_size=args.batch_size)
+    metrics = evaluation.evaluate(
+        args.run_dir, args.split, batch_size=args.batch_size, tta=args.tta
+    )
     print(format_summary(args.run_dir, metrics, args.split))
