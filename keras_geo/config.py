@@ -60,6 +60,9 @@ class TrainConfig:
     warmup_epochs: int = dataclasses.field(
         default=0, metadata={"help": "linear warm-up epochs at the start of each phase"}
     )
+    crop_min_area: float = dataclasses.field(
+        default=0.08, metadata={"help": "smallest random training crop, fraction of the frame area"}
+    )
     class_weight: Literal[CLASS_WEIGHTS] = dataclasses.field(
         default="none",
         metadata={"help": "loss weight per country: none, balanced (1 / frequency) or sqrt"},
@@ -94,6 +97,7 @@ class TrainConfig:
         )
         self._check("lr_schedule", self.lr_schedule in LR_SCHEDULES, _one_of(LR_SCHEDULES))
         self._check("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
+        self._check("crop_min_area", 0 < self.crop_min_area <= 1, "in (0, 1]")
         self._check("class_weight", self.class_weight in CLASS_WEIGHTS, _one_of(CLASS_WEIGHTS))
 
     def _check(self, name, ok, rule):

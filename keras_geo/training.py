@@ -337,6 +337,7 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
         batch_size=config.batch_size,
         flip=config.flip,
         seed=config.seed,
+        min_area=config.crop_min_area,
     )
     val_ds = pipeline.eval_dataset(
         data.validation, image_size=config.image_size, batch_size=config.batch_size

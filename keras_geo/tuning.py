@@ -48,8 +48,17 @@ PROJECT_NAME = "search"
 SIDE_CAR = "keras_geo.json"  # Per-trial record written by the tuner that ran it.
 CONFIG_FILE = "search_config.json"
 # TrainConfig fields that a search keeps fixed (a resume must not change them).
-_HYPERMODEL_FIELDS = ("image_size", "weights", "flip", "tau_km", "seed", "mixed_precision")
-_FIXED_FIELDS = ("dataset", *_HYPERMODEL_FIELDS)
+_HYPERMODEL_FIELDS = (
+    "image_size",
+    "weights",
+    "flip",
+    "tau_km",
+    "seed",
+    "mixed_precision",
+    "backbone",
+    "finetune_stages",
+)
+_FIXED_FIELDS = ("dataset", "class_weight", *_HYPERMODEL_FIELDS)
 
 
 class _FatalUserError(UserError, keras_tuner.errors.FatalError):
@@ -142,6 +151,8 @@ class GeoHyperModel(keras_tuner.HyperModel):
         seed=0,
         mixed_precision=False,
         feature_cache_dir=None,
+        backbone="resnet50",
+        finetune_stages="1",
     ):
         super().__init__(name="geo")
         if phase not in PHASES:
@@ -159,6 +170,8 @@ class GeoHyperModel(keras_tuner.HyperModel):
         self.seed = seed
         self.mixed_precision = mixed_precision
         self.feature_cache_dir = feature_cache_dir
+        self.backbone = backbone
+        self.finetune_stages = finetune_stages
 
     def declare_hyperparameters(self, hp):
         declare_search_space(hp)
@@ -172,13 +185,19 @@ class GeoHyperModel(keras_tuner.HyperModel):
         try:
             model = model_lib.build_model(
                 len(self.class_names),
+                backbone=self.backbone,
                 image_size=self.image_size,
                 weights=self.weights,
                 mixed_precision=self.mixed_precision,
             )
         except UserError as error:  # Same for every trial: stop the search.
             raise _FatalUserError(str(error)) from error
-        model_lib.set_phase(model, self.phase)
+        model_lib.set_phase(
+            model,
+            self.phase,
+            stages=self.finetune_stages,
+            train_batchnorm=str(self.weights).lower() == "none",
+        )
         loss = losses.HaversineCrossEntropy(
             self.class_names, alpha=values["alpha"], tau_km=self.tau_km
         )
@@ -345,6 +364,16 @@ def _load_data(config, max_examples):
     return train, val, datasets.class_names(config.dataset, data_dir=config.data_dir)
 
 
+def _class_weight(config, num_classes, max_examples):
+    """`config.class_weight` from the training labels a trial sees, or None."""
+    if config.class_weight == "none":
+        return None
+    from keras_geo import datasets, training
+
+    labels = datasets.split_labels(config.dataset, "train", data_dir=config.data_dir)
+    return training.class_weights(config, labels[:max_examples], num_classes)
+
+
 def make_tuner(hypermodel, tuning_dir, *, max_trials, seed, overwrite, max_failures=3):
     """Returns the `GeoTuner` of the project `tuning_dir/search`.
 
@@ -380,7 +409,8 @@ def search(
 
     Args:
         config: `TrainConfig` giving dataset, data_dir, weights, image_size,
-            flip, tau_km and seed (the tuned fields are ignored).
+            flip, tau_km, seed, backbone, finetune_stages and class_weight
+            (the tuned fields are ignored).
         run_dir: Run directory; everything goes to `run_dir/tuning/`.
         phase: "finetune" (the paper's search) or "frozen".
         max_trials: Trials in total, finished ones included (resume).
@@ -404,8 +434,8 @@ def search(
     weights = str(config.weights)
     if weights.lower() not in ("imagenet", "none") and not os.path.isfile(weights):
         raise UserError(
-            f"--weights file not found: {weights}; pass an existing ResNet50 no-top "
-            ".h5, imagenet or none"
+            f"--weights file not found: {weights}; pass an existing {config.backbone} "
+            "no-top .h5, imagenet or none"
         )
     role = distributed_role()
     tuning_dir = os.path.join(run_dir, "tuning")
@@ -436,7 +466,10 @@ def search(
         overwrite=overwrite,
         max_failures=max_failures,
     )
-    best = run_tuner(tuner, train, validation_data=val, epochs=epochs, verbose=verbose)
+    class_weight = _class_weight(config, len(class_names), max_examples)
+    best = run_tuner(
+        tuner, train, validation_data=val, epochs=epochs, verbose=verbose, class_weight=class_weight
+    )
     return None if role == "worker" else best
 
 

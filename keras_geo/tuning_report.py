@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 HYPERPARAMETERS = ("batch_size", "learning_rate", "weight_decay", "alpha")
 OBJECTIVE = "val_accuracy"
-EXTRA_METRICS = ("val_top5_accuracy", "val_mean_km")
+EXTRA_METRICS = ("val_balanced_accuracy", "val_top5_accuracy", "val_mean_km")
 COLUMNS = (
     "trial_id",
     "status",

@@ -31,6 +31,7 @@ _VALUE_FLAGS = (
     ("--finetune-learning-rate", float, "fine-tuning learning rate (default: --learning-rate)"),
     ("--lr-schedule", str, "learning rate over each phase: constant or cosine"),
     ("--warmup-epochs", int, "linear warm-up epochs at the start of each phase"),
+    ("--crop-min-area", float, "smallest random training crop, fraction of the area (0.08)"),
     ("--class-weight", str, "loss weight per country: none, balanced or sqrt"),
 )
 

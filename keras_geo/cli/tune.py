@@ -61,7 +61,7 @@ def add_parser(subparsers):
     parser.add_argument(
         "--weights",
         default=defaults.weights,
-        help="imagenet, none, or a local ResNet50 no-top .h5 (default: %(default)s)",
+        help="imagenet, none, or a local no-top .h5 of the backbone (default: %(default)s)",
     )
     parser.add_argument(
         "--image-size",
@@ -82,6 +82,17 @@ def add_parser(subparsers):
         help="random horizontal flips (they swap the driving side; default: on)",
     )
     parser.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU)")
+    parser.add_argument("--backbone", default=defaults.backbone, help="default: %(default)s")
+    parser.add_argument(
+        "--finetune-stages",
+        default=defaults.finetune_stages,
+        help="stages trained in the finetune phase: N (1 = the last) or all (default: 1)",
+    )
+    parser.add_argument(
+        "--class-weight",
+        default=defaults.class_weight,
+        help="none, balanced or sqrt loss weight per country (default: %(default)s)",
+    )
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -113,6 +124,9 @@ def config_from_args(args):
         flip=args.flip,
         mixed_precision=args.mixed_precision,
         seed=args.seed,
+        backbone=args.backbone,
+        finetune_stages=args.finetune_stages,
+        class_weight=args.class_weight,
     )
 
 
