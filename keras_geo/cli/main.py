@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = (
     "train",
     "evaluate",
     "tune",
+    "ablate",
     "export",
     "predict",
     "bench",
