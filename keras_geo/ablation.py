@@ -160,10 +160,10 @@ def markdown_table(rows):
 
 
 def _bar_chart(rows, path):
-    from keras_geo import plots  # noqa: F401 (selects the Agg backend)
-
     import matplotlib.pyplot as plt
     import numpy as np
+
+    from keras_geo import plots  # noqa: F401 (selects the Agg backend)
 
     panels = (*_PERCENT, "geoguessr_score")
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 0.5 * len(rows) + 2))
@@ -175,7 +175,9 @@ def _bar_chart(rows, path):
         ax.invert_yaxis()
         ax.set_title(name.replace("_", " ") + (" (%)" if name in _PERCENT else ""))
         for index, value in enumerate(values):
-            ax.text(value, index, f" {value:.1f}" if name in _PERCENT else f" {value:.0f}", va="center")
+            ax.text(
+                value, index, f" {value:.1f}" if name in _PERCENT else f" {value:.0f}", va="center"
+            )
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=100)

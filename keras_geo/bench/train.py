@@ -4,7 +4,8 @@ Steps run on in-memory random pixels (no input pipeline), so the figure is
 the model's alone, on whatever device TensorFlow sees. Phases:
 
 - `frozen`: backbone frozen, the head trains (forward pass + a tiny backward);
-- `finetune`: `conv5_*` trains (BatchNorm frozen), as `keras-geo train`;
+- `finetune`: the backbone's last stage trains (ResNet `conv5_*`; BatchNorm
+  frozen), as `keras-geo train`;
 - `full`: every layer trainable, the baseline a fine-tuning step is
   compared with (BatchNorm still in inference mode, as in every phase).
 
@@ -35,7 +36,13 @@ def device_description():
 
 
 def build_for_phase(
-    phase, *, num_classes=20, image_size=224, weights="none", mixed_precision=False
+    phase,
+    *,
+    num_classes=20,
+    image_size=224,
+    weights="none",
+    mixed_precision=False,
+    backbone="resnet50",
 ):
     """Builds and compiles the project's model with `phase`'s trainable layers."""
     import keras
@@ -45,7 +52,11 @@ def build_for_phase(
     if phase not in PHASES:
         raise UserError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
     model = geo_model.build_model(
-        num_classes, image_size=image_size, weights=weights, mixed_precision=mixed_precision
+        num_classes,
+        backbone=backbone,
+        image_size=image_size,
+        weights=weights,
+        mixed_precision=mixed_precision,
     )
     if phase == "full":
         base = geo_model.backbone(model)
@@ -74,6 +85,7 @@ def run_train(
     weights="none",
     num_classes=20,
     seed=0,
+    backbone="resnet50",
 ):
     """Times `steps` training steps after 2 warm-up steps; returns a dict."""
     import numpy as np
@@ -84,6 +96,7 @@ def run_train(
         image_size=image_size,
         weights=weights,
         mixed_precision=mixed_precision,
+        backbone=backbone,
     )
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 255, (batch_size, image_size, image_size, 3)).astype("float32")
@@ -98,6 +111,8 @@ def run_train(
     return {
         "benchmark": "train",
         "phase": phase,
+        "backbone": backbone,
+        "parameters": model.count_params(),
         "device": device_description(),
         "image_size": image_size,
         "batch_size": batch_size,

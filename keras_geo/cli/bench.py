@@ -73,6 +73,13 @@ def _add_train(commands):
     p.add_argument("--steps", type=_positive_int, default=5, help="timed steps (after 2 warm-up)")
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 policy")
     p.add_argument("--weights", default="none", help="none (default), imagenet or a .h5 path")
+    p.add_argument(
+        "--backbone",
+        nargs="+",
+        default=["resnet50"],
+        metavar="NAME",
+        help="one or more backbones, measured one after the other in this run (default: resnet50)",
+    )
     _common(p, seconds=False)
     p.set_defaults(func=_run_train)
 
@@ -175,22 +182,39 @@ def _run_baseline(args):
 
 
 def _run_train(args):
+    from keras_geo import backbones
     from keras_geo.bench.train import run_train
+    from keras_geo.bench.timing import write_json
 
-    record = run_train(
-        args.phase,
-        image_size=args.image_size,
-        batch_size=args.batch_size,
-        steps=args.steps,
-        mixed_precision=args.mixed_precision,
-        weights=args.weights,
-    )
-    print(f"device: {record['device']}")
-    print(
-        f"phase {record['phase']}: {record['trainable_parameters']:,} trainable "
-        f"parameters, {record['steps']} steps in {record['seconds']:.1f} s"
-    )
-    _finish(record, args)
+    for name in args.backbone:
+        backbones.get(name)  # An unknown name fails before any timing.
+    records = []
+    for name in args.backbone:
+        record = run_train(
+            args.phase,
+            image_size=args.image_size,
+            batch_size=args.batch_size,
+            steps=args.steps,
+            mixed_precision=args.mixed_precision,
+            weights=args.weights,
+            backbone=name,
+        )
+        print(f"device: {record['device']}")
+        print(
+            f"{name} phase {record['phase']}: {record['parameters']:,} parameters "
+            f"({record['trainable_parameters']:,} trainable), {record['steps']} steps "
+            f"in {record['seconds']:.1f} s, {record['images_per_second']:.1f} images/s",
+            flush=True,
+        )
+        records.append(record)
+    if len(records) == 1:
+        _finish(records[0], args)
+        return
+    write_json(args.json, {"benchmark": "train", "records": records})
+    base = records[0]["images_per_second"]
+    for record in records:
+        ratio = record["images_per_second"] / base
+        print(f"{record['backbone']:>18}: {ratio:.2f}x {records[0]['backbone']}")
 
 
 def _run_cache(args):
