@@ -183,8 +183,8 @@ def _run_baseline(args):
 
 def _run_train(args):
     from keras_geo import backbones
-    from keras_geo.bench.train import run_train
     from keras_geo.bench.timing import write_json
+    from keras_geo.bench.train import run_train
 
     for name in args.backbone:
         backbones.get(name)  # An unknown name fails before any timing.

@@ -2,8 +2,8 @@
 
 Builds the synthetic dataset (`geoguessr/synthetic`: 20 countries of drawn
 scenes) if missing, trains the `demo` experiment (EfficientNetV2B0 at 64 px
-from random weights, every layer fine-tuned), evaluates it on the test split and prints where the run
-directory, metrics and figures are. Rerunning resumes or reuses the run.
+from random weights, every layer fine-tuned), evaluates it on the test split
+and prints where the run directory, metrics and figures are. Rerunning resumes or reuses the run.
 """
 
 
