@@ -6,8 +6,8 @@ the model's alone, on whatever device TensorFlow sees. Phases:
 - `frozen`: backbone frozen, the head trains (forward pass + a tiny backward);
 - `finetune`: the backbone's last stage trains (ResNet `conv5_*`; BatchNorm
   frozen), as `keras-geo train`;
-- `full`: every layer trainable, the baseline a fine-tuning step is
-  compared with (BatchNorm still in inference mode, as in every phase).
+- `full`: every layer trainable except BatchNorm (frozen, in inference mode,
+  as in every phase), the baseline a fine-tuning step is compared with.
 
 The loss is plain sparse cross-entropy: the haversine term costs a
 [B, C] x [C] product, nothing next to ResNet50.
@@ -58,11 +58,8 @@ def build_for_phase(
         weights=weights,
         mixed_precision=mixed_precision,
     )
-    if phase == "full":
-        base = geo_model.backbone(model)
-        base.trainable = True
-        for layer in base.layers:
-            layer.trainable = True
+    if phase == "full":  # every stage; BatchNorm frozen, in inference mode
+        geo_model.set_phase(model, "finetune", stages="all")
     else:
         geo_model.set_phase(model, phase)
     geo_model.compile_model(
