@@ -2,6 +2,7 @@
 schedules, deeper unfreezing, balanced accuracy, and their bad input."""
 
 import json
+import re
 
 import keras
 import numpy as np
@@ -133,7 +134,7 @@ def test_bad_training_flags_are_one_line_errors_and_leave_no_run_dir(
     code = main(["train", "--run-dir", str(run_dir), "--dataset", "geoguessr/synthetic", *flags])
     err = capsys.readouterr().err.strip()
     assert code != 0 and err.startswith("keras-geo: error: ") and "\n" not in err
-    assert pytest.importorskip("re").search(message, err), err
+    assert re.search(message, err), err
     assert not run_dir.exists()
 
 
@@ -166,3 +167,31 @@ def test_weights_file_of_another_backbone_leaves_no_run_dir(synthetic_data_dir, 
 def test_finetune_stages_beyond_the_backbone_is_a_user_error():
     with pytest.raises(UserError, match="1-7 or 'all'"):
         TrainConfig(backbone="efficientnetv2b0", finetune_stages="8")
+
+
+def test_tune_with_another_backbone_and_class_weights(synthetic_data_dir, tmp_path, monkeypatch):
+    import csv
+
+    from keras_geo import tuning
+
+    seen = {}
+    fit = tuning.GeoHyperModel.fit
+
+    def spy(self, hp, model, *args, **kwargs):
+        seen.update(backbone=model.name, class_weight=kwargs.get("class_weight"))
+        return fit(self, hp, model, *args, **kwargs)
+
+    run_dir = tmp_path / "run"
+    argv = ["tune", "--dataset", "geoguessr/synthetic", "--data-dir", synthetic_data_dir]
+    argv += ["--run-dir", str(run_dir), "--max-trials", "1", "--epochs", "1", "--phase", "frozen"]
+    argv += ["--image-size", "32", "--weights", "none", "--max-examples", "48"]
+    argv += ["--backbone", "vgg16", "--class-weight", "balanced"]
+    monkeypatch.setattr(tuning.GeoHyperModel, "fit", spy)
+    assert main(argv) == 0
+    assert seen["backbone"] == "geo_vgg16"
+    labels = datasets.split_labels("geoguessr/synthetic", "train", synthetic_data_dir)[:48]
+    expected = training.class_weights(TrainConfig(class_weight="balanced"), labels, 20)
+    assert seen["class_weight"] == pytest.approx(expected)
+    with open(run_dir / "tuning" / "trials.csv") as f:
+        row = next(csv.DictReader(f))
+    assert row["status"] == "COMPLETED" and 0 <= float(row["val_balanced_accuracy"]) <= 1
