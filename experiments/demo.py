@@ -27,12 +27,13 @@ learns. Choices, and why:
   epochs from scratch leave no room for the paper's 8%-area crops.
 
 Measured (`geoguessr/synthetic` 1.0.0, seed 0, 2 CPU cores shared with five
-other jobs, load average about 8): test accuracy 60.0% (36 of 60, chance
-5%), best validation accuracy 56.7%; frozen phase train accuracy 7% -> 17%,
-fine-tuning train accuracy 5% -> 60% and loss 3.7 -> 1.0, no divergence.
-Wall time 17.5 minutes at that load (the first fine-tuning epoch, graph
-tracing included, took 400 s; later epochs about 35 s); the under-3-minute
-target of an idle 2-core machine could not be measured here.
+other jobs), twice with identical histories: test accuracy 60.0% (36 of 60,
+chance 5%), best validation accuracy 56.7%; frozen phase train accuracy
+7% -> 17%, fine-tuning train accuracy 5% -> 60% and loss 3.7 -> 1.0, no
+divergence. `keras-geo demo` took 8 min 46 s at a load average of about 5
+(17.5 minutes at about 8; the first fine-tuning epoch, graph tracing
+included, is the costliest). The under-3-minute target of an idle 2-core
+machine could not be measured here.
 """
 
 from keras_geo.config import TrainConfig
