@@ -9,7 +9,7 @@ import importlib
 
 from keras_geo.errors import UserError
 
-NAMES = ("feature_extraction", "finetune_crossentropy", "finetune_haversine", "demo")
+NAMES = ("feature_extraction", "finetune_crossentropy", "finetune_haversine", "demo", "modern")
 
 
 def get(name):

@@ -1,4 +1,4 @@
-"""Demo: the whole pipeline on the synthetic dataset, minutes on 2 CPU cores.
+"""Demo: the whole pipeline on the synthetic dataset, a model that learns, no download.
 
 Command:
 
@@ -6,15 +6,34 @@ Command:
     keras-geo data build --config synthetic
     keras-geo train --experiment demo --run-dir runs/demo
 
-No paper number: the synthetic scenes (20 countries, 50 drawn images each)
-only check that everything runs and learns. Random initial weights (no
-download), 32 px, both phases: 40 cheap frozen epochs on cached features,
-then one fine-tuning epoch (conv5 backprop is the slow part on CPU).
-Measured (2 shared CPU cores, about 3 minutes): frozen phase 25% test
-accuracy, 5x the 5% chance level. Fine-tuning randomly initialised conv5
-layers at the paper's learning rate diverges within the epoch, so the run
-keeps the frozen phase's weights (`model.json` says which); with ImageNet
-weights fine-tuning is the better phase.
+No paper number: the synthetic scenes (20 countries, 50 drawn images each;
+880 train, 60 validation, 60 test) only check that everything runs and
+learns. Choices, and why:
+
+- EfficientNetV2B0 at 64 px from random weights (no download): the smallest
+  modern backbone here (in a team measurement with a plain Keras script, a
+  random ResNet50 at 32 px reached about 35% in the same time and
+  MobileNetV3Small stayed at chance).
+- 5 frozen epochs on cached features (seconds; random features carry
+  little, the head only warms up), then fine-tuning of ALL stages
+  (`finetune_stages="all"`) with BatchNorm training: with random weights
+  there is nothing to keep frozen, and frozen random BatchNorm statistics
+  make fine-tuning diverge (the previous demo's fine-tuning epoch ended at a
+  loss of 16 and 5% validation accuracy).
+- AdamW 3e-3 in both phases, cosine decay with one warm-up epoch, batch 32,
+  15 fine-tuning epochs: the warm-up keeps the first, large updates of a
+  random network from blowing up, the decay settles the last epochs.
+- Plain cross-entropy, no flips, crops of at least 50% of the frame: 15
+  epochs from scratch leave no room for the paper's 8%-area crops.
+
+Measured (`geoguessr/synthetic` 1.0.0, seed 0, 2 CPU cores shared with five
+other jobs), twice with identical histories: test accuracy 60.0% (36 of 60,
+chance 5%), best validation accuracy 56.7%; frozen phase train accuracy
+7% -> 17%, fine-tuning train accuracy 5% -> 60% and loss 3.7 -> 1.0, no
+divergence. `keras-geo demo` took 8 min 46 s at a load average of about 5
+(17.5 minutes at about 8; the first fine-tuning epoch, graph tracing
+included, is the costliest). The under-3-minute target of an idle 2-core
+machine could not be measured here.
 """
 
 from keras_geo.config import TrainConfig
@@ -24,14 +43,19 @@ def config():
     return TrainConfig(
         dataset="geoguessr/synthetic",
         weights="none",
-        image_size=32,
-        epochs_frozen=40,  # on cached features: about a second each
-        epochs_finetune=1,  # the costly part on CPU
+        backbone="efficientnetv2b0",
+        image_size=64,
+        epochs_frozen=5,  # on cached features: about a second each
+        epochs_finetune=15,
+        finetune_stages="all",
         batch_size=32,
-        learning_rate=1e-3,
+        learning_rate=3e-3,
+        finetune_learning_rate=3e-3,
+        lr_schedule="cosine",
+        warmup_epochs=1,
         weight_decay=1e-4,
-        loss="haversine",
-        alpha=2.5,
+        loss="crossentropy",
         flip=False,
+        crop_min_area=0.5,
         cache_features=True,
     )

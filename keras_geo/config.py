@@ -11,10 +11,12 @@ import json
 import typing
 from typing import Literal
 
-from keras_geo import paths
+from keras_geo import backbones, paths
 from keras_geo.errors import UserError
 
-MIN_IMAGE_SIZE = 32  # The smallest input keras.applications.ResNet50 accepts.
+MIN_IMAGE_SIZE = 32  # The smallest input the keras.applications backbones accept.
+LR_SCHEDULES = ("constant", "cosine")
+CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 
 
 PHASES = ("frozen", "finetune")  # Training order: feature extraction, then fine-tuning.
@@ -56,6 +58,20 @@ class TrainConfig:
         "default", "mirrored: tf.distribute over all local GPUs"
     )
     seed: int = _field(0, "random seed (weights, augmentation, order of trials)")
+    # Beyond the paper: every default below is the paper's recipe.
+    backbone: Literal[backbones.NAMES] = _field("resnet50", "keras.applications backbone")
+    finetune_stages: str = _field(
+        "1", "backbone stages trained in fine-tuning: N (1 = the last) or all"
+    )
+    finetune_learning_rate: float | None = _field(
+        None, "fine-tuning learning rate (default: --learning-rate)"
+    )
+    lr_schedule: Literal[LR_SCHEDULES] = _field("constant", "learning rate over each phase")
+    warmup_epochs: int = _field(0, "linear warm-up epochs at the start of each phase")
+    crop_min_area: float = _field(0.08, "smallest random training crop, fraction of the frame area")
+    class_weight: Literal[CLASS_WEIGHTS] = _field(
+        "none", "loss weight per country: none, balanced (1 / frequency) or sqrt"
+    )
 
     def __post_init__(self):
         self._check(
@@ -71,9 +87,24 @@ class TrainConfig:
         self._check("weight_decay", self.weight_decay >= 0, ">= 0")
         self._check("alpha", self.alpha >= 0, ">= 0")
         self._check("tau_km", self.tau_km is None or self.tau_km > 0, "> 0 or None")
-        for name in ("loss", "strategy"):
+        for name in ("loss", "strategy", "backbone", "lr_schedule", "class_weight"):
             self._check(name, getattr(self, name) in choices(name), f"one of {choices(name)}")
         self._check("seed", self.seed >= 0, ">= 0")
+        object.__setattr__(self, "finetune_stages", str(self.finetune_stages))
+        stages = backbones.BACKBONES.get(self.backbone).num_stages
+        self._check(
+            "finetune_stages",
+            self.finetune_stages == "all"
+            or (self.finetune_stages.isdigit() and 1 <= int(self.finetune_stages) <= stages),
+            f"1-{stages} or 'all' ({self.backbone} has {stages} stages)",
+        )
+        self._check(
+            "finetune_learning_rate",
+            self.finetune_learning_rate is None or self.finetune_learning_rate > 0,
+            "> 0 or None",
+        )
+        self._check("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
+        self._check("crop_min_area", 0 < self.crop_min_area <= 1, "in (0, 1]")
 
     def _check(self, name, ok, rule):
         if not ok:
@@ -98,6 +129,14 @@ class TrainConfig:
     def from_json(cls, path):
         with open(path) as f:
             return cls().replace(**json.load(f))
+
+    @property
+    def phase_learning_rate(self):
+        """The learning rate of each phase: `{"frozen": ..., "finetune": ...}`."""
+        return {
+            "frozen": self.learning_rate,
+            "finetune": self.finetune_learning_rate or self.learning_rate,
+        }
 
 
 def choices(name):

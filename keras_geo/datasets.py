@@ -79,6 +79,19 @@ def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False):
     return ds_builder.as_dataset(split=split, as_supervised=True, shuffle_files=shuffle_files)
 
 
+def split_labels(dataset: str, split: str, data_dir=None):
+    """Returns the int64 labels of `split`, in order, without decoding images."""
+    import numpy as np
+    import tensorflow_datasets as tfds
+
+    ds_builder = prepared_builder(dataset, data_dir)
+    ds = ds_builder.as_dataset(
+        split=split, decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False
+    )
+    labels = [int(label) for label in ds.map(lambda example: example["label"]).as_numpy_iterator()]
+    return np.asarray(labels, dtype=np.int64)
+
+
 def class_names(dataset: str, data_dir=None) -> list[str]:
     """The country folder names in label order (from the versioned label file)."""
     return list(builder(dataset, data_dir).info.features["label"].names)

@@ -3,6 +3,9 @@
 `evaluate(run_dir, split)` writes `RUN_DIR/metrics/<split>.json`:
 
 - `accuracy`, `top5_accuracy`, `num_examples`, `num_classes`;
+- `balanced_accuracy`: mean per-country recall (every country counts the
+  same, whatever its share of the split);
+- `tta`: the number of test-time views averaged (`keras_geo.tta`; 1: none);
 - `model_phase`: the phase whose weights were evaluated (from `model.json`);
 - `mean_km`, `median_km`: great-circle distance between the predicted and the
   true country's points (`keras_geo.countries`), 0 when right;
@@ -23,13 +26,16 @@ import keras
 import numpy as np
 
 from keras_geo import datasets, paths, pipeline, plots, runs
+from keras_geo import tta as tta_lib
 from keras_geo.config import PHASES
 from keras_geo.console import keras_verbose
 from keras_geo.errors import UserError
 from keras_geo.metrics import distance_summary, distances_km
 
 
-def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="auto", write=True):
+def evaluate(
+    run_dir, split="test", *, model=None, batch_size=None, verbose="auto", tta=1, write=True
+):
     """Evaluates the run's model on `split`; writes metrics and figures.
 
     Args:
@@ -40,11 +46,13 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
         verbose: `"auto"`/1 shows a progress bar, 0 none.
         write: False computes and returns the metrics without writing
             anything (a read-only run directory).
+        tta: test-time views averaged (`keras_geo.tta.VIEWS`); 1: none.
 
     Returns:
         The metrics dict written to `metrics/<split>.json`.
     """
 
+    tta_lib.check_views(tta)
     run_dir = pathlib.Path(run_dir)
     config = runs.stored_config(run_dir)
     if config is None:
@@ -52,6 +60,7 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
     class_names = runs.read_class_names(run_dir)
     if model is None:
         model, _, _ = runs.load_model(run_dir)
+    model = tta_lib.with_test_time_views(model, tta)
     split_ds = datasets.load_split(config.dataset, split, data_dir=config.data_dir)
     labels, probabilities = predict_split(
         model,
@@ -62,7 +71,13 @@ def evaluate(run_dir, split="test", *, model=None, batch_size=None, verbose="aut
     )
     metrics = compute_metrics(labels, probabilities, class_names)
     phase = runs.read_model_record(run_dir).get("phase")
-    metrics = {"split": split, "dataset": config.dataset, "model_phase": phase, **metrics}
+    metrics = {
+        "split": split,
+        "dataset": config.dataset,
+        "model_phase": phase,
+        "tta": tta,
+        **metrics,
+    }
     if not write:
         return metrics
     paths.write_json(runs.metrics_path(run_dir, split), metrics, sort_keys=False)
@@ -94,7 +109,8 @@ def compute_metrics(labels, probabilities, class_names):
     """Computes the metrics of `evaluate` from labels and predicted probabilities.
 
     Example: labels [0, 1], probabilities [[.9, .1], [.8, .2]] -> accuracy 0.5,
-    per_country[class_names[1]]["recall"] 0.0.
+    per_country[class_names[1]]["recall"] 0.0, balanced_accuracy 0.5 (the
+    mean recall of the countries present in `labels`).
     """
     labels = np.asarray(labels, dtype=np.int64)
     probabilities = np.asarray(probabilities, dtype=np.float64)
@@ -111,6 +127,7 @@ def compute_metrics(labels, probabilities, class_names):
         "num_examples": int(labels.size),
         "num_classes": num_classes,
         "accuracy": float(np.mean(predictions == labels)),
+        "balanced_accuracy": float(np.mean(np.diag(confusion)[support > 0] / support[support > 0])),
         "top5_accuracy": float(np.mean((top_k == labels[:, None]).any(axis=1))),
         **distance_summary(distances),
         "majority_class": class_names[majority],

@@ -18,7 +18,11 @@ Signatures:
   `[N, k]` float32, best first, with `k = min(top_k, C)` fixed at export.
 - `metadata()` (no input): `class_names` `[C]` string, `coordinates` `[C, 2]`
   float64 (latitude, longitude of each country's centroid, degrees),
-  `image_size` and `top_k` int32 scalars.
+  `image_size`, `top_k` and `tta` int32 scalars.
+
+With `tta=N > 1` the exported graph averages the probabilities over N
+test-time views (`keras_geo.tta`), exactly as `keras-geo evaluate --tta N`;
+the signatures stay the same.
 
 The same metadata is written as plain files under `assets.extra/` (files the
 graph never loads, by the SavedModel convention): `class_names.txt` (one name a
@@ -144,7 +148,7 @@ def _outputs(probabilities, class_names, k):
     }
 
 
-def _endpoints(model, class_names, coordinates, image_size, k):
+def _endpoints(model, class_names, coordinates, image_size, k, tta):
     """Returns the three `tf.function`s of the SavedModel, by signature name."""
     names = tf.constant(class_names, dtype=tf.string)
     coords = tf.constant(coordinates, dtype=tf.float64)
@@ -179,6 +183,7 @@ def _endpoints(model, class_names, coordinates, image_size, k):
             "coordinates": coords,
             "image_size": tf.constant(image_size, tf.int32),
             "top_k": tf.constant(k, tf.int32),
+            "tta": tf.constant(tta, tf.int32),
         }
 
     return {
@@ -205,7 +210,7 @@ def _validate(model, class_names, image_size, top_k):
         )
 
 
-def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, overwrite=False):
+def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, overwrite=False, tta=1):
     """Writes `model` as a SavedModel that maps image bytes to countries.
 
     The model must take float pixels 0-255 `[N, image_size, image_size, 3]`
@@ -222,11 +227,13 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
         image_size: side of the square model input, pixels.
         top_k: countries in the `top_k_*` outputs; `k = min(top_k, C)`.
         overwrite: replace an existing SavedModel at `out_dir`.
+        tta: test-time views baked into the graph (`keras_geo.tta`); 1: none.
 
     Returns:
         `out_dir` as a `pathlib.Path`.
     """
     from keras_geo import countries
+    from keras_geo.tta import with_test_time_views
 
     class_names = [str(name) for name in class_names]
     _validate(model, class_names, image_size, top_k)
@@ -234,6 +241,7 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
         limits.max_pixels()  # Traced into the graph below.
     except ValueError as error:
         raise UserError(str(error)) from None
+    model = with_test_time_views(model, tta)
     coordinates = np.asarray(countries.coordinates(class_names), dtype=np.float64)
     k = min(top_k, len(class_names))
     out_dir = pathlib.Path(out_dir)
@@ -246,10 +254,11 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
         # No `archive.track(model)`: the endpoints' variables are tracked
         # anyway, and walking every layer of ResNet50 doubles the export time.
         archive = keras.export.ExportArchive()
-        for name, fn in _endpoints(model, class_names, coordinates, image_size, k).items():
+        endpoints = _endpoints(model, class_names, coordinates, image_size, k, tta)
+        for name, fn in endpoints.items():
             archive.add_endpoint(name, fn)
         archive.write_out(str(tmp_dir), verbose=False)
-        _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, image_size, k)
+        _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, image_size, k, tta)
         _replace_dir(tmp_dir, out_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -298,7 +307,7 @@ def _replace_dir(tmp_dir, out_dir):
     os.replace(tmp_dir, out_dir)
 
 
-def _write_metadata(directory, class_names, coordinates, image_size, k):
+def _write_metadata(directory, class_names, coordinates, image_size, k, tta):
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "class_names.txt").write_text("".join(f"{name}\n" for name in class_names))
     with open(directory / "countries.csv", "w", newline="") as f:
@@ -311,6 +320,7 @@ def _write_metadata(directory, class_names, coordinates, image_size, k):
         "tensorflow_version": tf.__version__,
         "image_size": image_size,
         "top_k": k,
+        "tta": tta,
         "num_classes": len(class_names),
         "max_pixels": limits.max_pixels(),
         "signatures": list(SIGNATURES),
@@ -323,7 +333,8 @@ def read_metadata(saved_model):
 
     Returns:
         dict with `class_names` (list of str), `coordinates` (`[C, 2]`
-        float64 numpy), `image_size` and `top_k` (int).
+        float64 numpy), `image_size`, `top_k` and `tta` (int; 1 for exports
+        older than `tta`).
     """
     values = saved_model.signatures["metadata"]()
     return {
@@ -331,4 +342,5 @@ def read_metadata(saved_model):
         "coordinates": values["coordinates"].numpy(),
         "image_size": int(values["image_size"]),
         "top_k": int(values["top_k"]),
+        "tta": int(values["tta"]) if "tta" in values else 1,
     }

@@ -1,7 +1,7 @@
 """Frozen-phase feature cache: run the frozen backbone once, train the head fast.
 
 In the frozen phase (feature extraction) only the head trains, so the
-backbone's pooled 2048-d features of an image never change. They are computed
+backbone's pooled features of an image never change. They are computed
 once per dataset split (eval preprocessing: squash-resize, no augmentation),
 optionally stored as `.npz` under a cache directory, and the head is trained on
 them with a head-only model that SHARES the head layers of the full model:
@@ -17,8 +17,9 @@ False` keeps that path (slower: the backbone runs on every image of every
 epoch). The result equals training the frozen model on the same
 non-augmented images (same head weights, up to float rounding).
 
-Cache files are keyed by a hash of the backbone's weights (so "imagenet", a
-local `.h5` and a seeded random init all key differently), the dtype policy,
+Cache files are keyed by the backbone (`keras_geo.backbones`), a hash of its
+weights (so "imagenet", a local `.h5` and a seeded random init all key
+differently), the dtype policy,
 the image size, the caller's `dataset_key` (e.g. "geoguessr/top20 3.0.0
 /data") and the split: a stale file is never read; old files are only
 orphaned (delete the directory to reclaim the space).
@@ -36,7 +37,7 @@ from keras_geo import paths, pipeline
 from keras_geo.console import keras_verbose
 from keras_geo.model import backbone, feature_extractor, head
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the key names the backbone
 
 
 def extract_features(model, ds, *, batch_size, verbose="auto"):
@@ -49,7 +50,7 @@ def extract_features(model, ds, *, batch_size, verbose="auto"):
         verbose: Passed to `Model.predict` (0 silent, 1 progress bar, 2 one line).
 
     Returns:
-        `(features float32 [N, 2048], labels int64 [N])`.
+        `(features float32 [N, D], labels int64 [N])` (D: the backbone's width).
     """
     image_size = model.input_shape[1]
     extractor = _FeaturesAndLabels(feature_extractor(model))
@@ -88,7 +89,8 @@ def cache_key(model, ds, *, dataset_key, split):
         "element_spec": repr(ds.element_spec),
         "image_size": int(model.input_shape[1]),
         "dtype_policy": base.dtype_policy.name,
-        "preprocessing": "caffe; eval squash-resize antialias",
+        "backbone": model.name,
+        "preprocessing": "in-model; eval squash-resize antialias",
     }
     digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
     for weight in base.weights:
@@ -112,7 +114,7 @@ def cached_features(
         split: The split's name, part of the key.
 
     Returns:
-        `(features float32 [N, 2048], labels int64 [N])`.
+        `(features float32 [N, D], labels int64 [N])` (D: the backbone's width).
     """
     if cache_dir is None:
         return extract_features(model, ds, batch_size=batch_size, verbose=verbose)

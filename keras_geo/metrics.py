@@ -1,6 +1,7 @@
 """Distance metrics: great-circle km between predicted and true country.
 
-`MeanGreatCircleError` is the Keras metric used during training (`mean_km`);
+`MeanGreatCircleError` (`mean_km`) and `BalancedAccuracy` (mean per-country
+recall) are Keras metrics used during training;
 the NumPy helpers serve evaluation: `distances_km` per example,
 `geoguessr_score` (the score research code uses for GeoGuessr,
 `5000 * exp(-d / 1492.7)`) and `distance_summary`.
@@ -68,6 +69,54 @@ class MeanGreatCircleError(keras.metrics.MeanMetricWrapper):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="keras_geo")
+class BalancedAccuracy(keras.metrics.Metric):
+    """Mean per-class recall (sparse labels): accuracy with every country weighted equally.
+
+    Classes absent from the labels seen so far do not count. With 30.5% of
+    top20 in one country, plain accuracy rewards always answering it; this
+    metric gives that strategy 1 / C.
+
+    Args:
+        num_classes: Number of classes.
+        name: Metric name.
+        dtype: Dtype of the result.
+
+    Example:
+
+    >>> m = BalancedAccuracy(2)
+    >>> m.update_state([0, 0, 0, 1], [[.9, .1], [.8, .2], [.7, .3], [.6, .4]])
+    >>> float(m.result())  # (3/3 + 0/1) / 2
+    0.5
+    """
+
+    def __init__(self, num_classes, name="balanced_accuracy", dtype=None):
+        super().__init__(name=name, dtype=dtype)
+        self.num_classes = int(num_classes)
+        self.correct = self.add_variable((self.num_classes,), "zeros", name="correct")
+        self.support = self.add_variable((self.num_classes,), "zeros", name="support")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = ops.convert_to_tensor(y_pred)
+        y_true = ops.reshape(ops.cast(ops.convert_to_tensor(y_true), "int32"), [-1])
+        hit = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), y_true), "float32")
+        one_hot = ops.one_hot(y_true, self.num_classes, dtype="float32")
+        self.correct.assign_add(ops.cast(ops.sum(one_hot * hit[:, None], axis=0), self.dtype))
+        self.support.assign_add(ops.cast(ops.sum(one_hot, axis=0), self.dtype))
+
+    def result(self):
+        seen = ops.cast(self.support > 0, self.dtype)
+        recall = ops.divide_no_nan(self.correct, self.support)
+        return ops.divide_no_nan(ops.sum(recall * seen), ops.sum(seen))
+
+    def reset_state(self):
+        self.correct.assign(ops.zeros_like(self.correct))
+        self.support.assign(ops.zeros_like(self.support))
+
+    def get_config(self):
+        return {"num_classes": self.num_classes, "name": self.name, "dtype": self.dtype}
 
 
 def distances_km(y_true, y_pred_labels, class_names, *, override_csv=None):

@@ -1,42 +1,43 @@
-"""ResNet50 transfer-learning model: build, freeze/unfreeze by phase, compile.
+"""Transfer-learning model: build any backbone, freeze/unfreeze by phase, compile.
 
 The model takes raw RGB pixels in 0-255 (`[N, S, S, 3]`, float32 or uint8)
-and applies, inside itself, the preprocessing Keras' ImageNet weights expect
-(caffe style: RGB->BGR, subtract the ImageNet channel means, no scaling), so
-exported models and `predict` need no separate preprocessing step.
+and applies, inside itself, the preprocessing its backbone's ImageNet weights
+expect (`keras_geo.backbones`: caffe style for ResNet and VGG, the
+application's own layers for EfficientNetV2 and ConvNeXt), so exported models
+and `predict` need no separate preprocessing step.
 
 Layout (layer names are part of the interface):
 
-    image -> preprocess (CaffePreprocessing) -> backbone (ResNet50, no top,
-    global average pooling, called with training=False) -> [head_dropout]
+    image -> [preprocess (CaffePreprocessing)] -> backbone (keras.applications,
+    no top, global average pooling) -> [head_dropout]
     -> head (Dense, softmax, float32)
+
+The model's name is `geo_<backbone>` (e.g. `geo_resnet50`): it records which
+`keras_geo.backbones` spec built it.
 
 Phases (`set_phase`):
 - "frozen": the whole backbone frozen, only the `head*` layers train
   (the paper's feature extraction).
-- "finetune": every `conv5_*` layer of the backbone trains except its
-  BatchNormalization layers, which stay frozen and in inference mode
-  (the paper's fine-tuning of torchvision's `layer4`).
+- "finetune": the backbone's last `stages` stages train (1, the default: the
+  paper's last stage, ResNet `conv5_*`); their BatchNormalization layers stay
+  frozen and in inference mode unless `train_batchnorm` (for random initial
+  weights, whose statistics are not worth keeping).
 Recompile (`compile_model`) after every `set_phase`.
 """
 
 import os
+import warnings
 
 import keras
 from keras import ops
 
+from keras_geo import backbones
 from keras_geo.config import MIN_IMAGE_SIZE, PHASES
 from keras_geo.errors import UserError
 
 # Caffe-style ImageNet channel means, BGR order (keras.applications.resnet50).
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 FEATURE_DIM = 2048  # ResNet50's pooled output.
-
-_WEIGHTS_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-_WEIGHTS_URL = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/" + _WEIGHTS_FILE
-)
-_WEIGHTS_HASH = "4d473c1dd8becc155b73f8504c6f6626"
 
 
 @keras.saving.register_keras_serializable(package="keras_geo")
@@ -64,19 +65,21 @@ class CaffePreprocessing(keras.layers.Layer):
 def build_model(
     num_classes,
     *,
+    backbone="resnet50",
     image_size=224,
     weights="imagenet",
     dropout=0.0,
     mixed_precision=None,
 ):
-    """Builds the ResNet50 classifier (phase "frozen" already applied).
+    """Builds the classifier on `backbone` (phase "frozen" already applied).
 
     Args:
         num_classes: Number of countries (>= 2).
+        backbone: A `keras_geo.backbones.NAMES` entry; "resnet50" (the paper).
         image_size: Square input size in pixels (>= 32).
         weights: "imagenet" (downloaded once, cached in `~/.keras/models`),
             "none"/None (random init), or the path of a local `.h5` file
-            holding ResNet50 no-top weights.
+            holding the backbone's no-top weights.
         dropout: Rate of a `head_dropout` layer before the classifier; 0 (the
             paper) adds no layer.
         mixed_precision: True builds with the "mixed_float16" policy, False
@@ -92,13 +95,14 @@ def build_model(
         >>> model.output_shape
         (None, 20)
     """
+    spec = backbones.get(backbone)
     _check_args(num_classes, image_size, dropout)
-    weights = _resolve_weights(weights)
+    weights = resolve_weights(weights, spec)
     previous = keras.config.dtype_policy()
     if mixed_precision is not None:
         keras.config.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
     try:
-        model = _assemble(num_classes, image_size, weights, dropout)
+        model = _assemble(spec, num_classes, image_size, weights, dropout)
     finally:
         keras.config.set_dtype_policy(previous)
     set_phase(model, "frozen")
@@ -108,7 +112,7 @@ def build_model(
 def _check_args(num_classes, image_size, dropout):
     if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
         raise UserError(
-            f"`image_size` must be an integer >= {MIN_IMAGE_SIZE} (ResNet50's "
+            f"`image_size` must be an integer >= {MIN_IMAGE_SIZE} (the backbones' "
             f"minimum). Received: image_size={image_size}"
         )
     if not isinstance(num_classes, int) or num_classes < 2:
@@ -117,60 +121,85 @@ def _check_args(num_classes, image_size, dropout):
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
 
 
-def _resolve_weights(weights):
-    """Returns None or a local .h5 path; downloads the ImageNet weights."""
+def resolve_weights(weights, spec=None):
+    """Returns None or a local .h5 path; downloads the ImageNet weights.
+
+    Args:
+        weights: "imagenet", "none"/None, or a local file path.
+        spec: The `keras_geo.backbones.BackboneSpec`; default ResNet50's.
+
+    Raises:
+        UserError: the download failed (offline: the message names the
+            exact file to download and pass as `--weights PATH`), or the
+            local file does not exist.
+    """
+    spec = spec or backbones.get("resnet50")
     if weights is None or str(weights).lower() == "none":
         return None
     if weights == "imagenet":
         try:
-            return keras.utils.get_file(
-                _WEIGHTS_FILE, _WEIGHTS_URL, cache_subdir="models", file_hash=_WEIGHTS_HASH
-            )
+            return keras.utils.get_file(spec.weights_file, spec.weights_url, cache_subdir="models")
         except Exception as e:  # get_file raises bare Exception on URL errors.
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UserError(
-                f"could not download ImageNet weights ({_WEIGHTS_URL}: {e}); pass a "
-                "local .h5 with --weights PATH or use --weights none"
-            ) from e
+                f"could not download ImageNet weights of {spec.name} ({reason}); download "
+                f"{spec.weights_url} elsewhere and pass --weights PATH/{spec.weights_file}, "
+                "or use --weights none"
+            ) from None
     path = os.fspath(weights)
     if not os.path.isfile(path):
         raise UserError(
-            f"weights file not found: {path}; pass an existing ResNet50 no-top .h5, "
-            "--weights imagenet or --weights none"
+            f"weights file not found: {path}; pass an existing {spec.weights_file} "
+            f"({spec.name} no-top), --weights imagenet or --weights none"
         )
     return path
 
 
-def _assemble(num_classes, image_size, weights_path, dropout):
+def _assemble(spec, num_classes, image_size, weights_path, dropout):
     shape = (image_size, image_size, 3)
-    base = keras.applications.ResNet50(
-        include_top=False, weights=None, input_shape=shape, pooling="avg", name="backbone"
-    )
+    base = spec.build(image_size)
     if weights_path is not None:
-        _load_backbone_weights(base, weights_path)
+        _load_backbone_weights(base, spec, weights_path)
     inputs = keras.Input(shape=shape, name="image", dtype="float32")
-    x = CaffePreprocessing(name="preprocess")(inputs)
-    x = base(x, training=False)  # BatchNorm in inference mode in every phase.
+    x = inputs
+    if spec.preprocessing == "caffe":
+        x = CaffePreprocessing(name="preprocess")(x)
+    # No `training=False`: a frozen BatchNormalization layer (trainable=False)
+    # runs in inference mode anyway (Keras 3), and `set_phase` decides which are.
+    x = base(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="head")(x)
-    return keras.Model(inputs, outputs, name="geo_resnet50")
+    return keras.Model(inputs, outputs, name=f"geo_{spec.name}")
 
 
-def _load_backbone_weights(base, path):
+def _load_backbone_weights(base, spec, path):
     try:
-        base.load_weights(path)
+        # Keras loads a `.weights.h5` file of another architecture leniently,
+        # warning that it skipped layers: that is a wrong file here.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            base.load_weights(path)
+        skipped = [w for w in caught if "Skipping" in str(w.message)]
+        if skipped:
+            raise ValueError(str(skipped[0].message))
     except Exception as e:
         raise UserError(
-            f"weights file {path} does not fit ResNet50 (include_top=False): "
+            f"weights file {path} does not fit {spec.constructor} (include_top=False): "
             f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}; pass "
-            "the no-top ImageNet .h5 (resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5) "
-            "or --weights none"
+            f"the no-top ImageNet .h5 of {spec.name} ({spec.weights_file}), "
+            "another --backbone, or --weights none"
         ) from e
 
 
 def backbone(model):
-    """Returns the ResNet50 backbone layer (a nested `keras.Model`)."""
-    return model.get_layer("backbone")
+    """Returns the backbone layer (the nested `keras.Model`)."""
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
+
+
+def backbone_spec(model):
+    """Returns the `keras_geo.backbones.BackboneSpec` that built `model`."""
+    return backbones.get(model.name.removeprefix("geo_"))
 
 
 def head_layers(model):
@@ -179,13 +208,13 @@ def head_layers(model):
 
 
 def feature_extractor(model):
-    """Returns a model sharing `model`'s layers: image -> pooled features [N, 2048]."""
+    """Returns a model sharing `model`'s layers: image -> pooled features [N, D]."""
     features = head_layers(model)[0].input
     return keras.Model(model.inputs, features, name="geo_features")
 
 
 def head(model):
-    """Returns a model sharing `model`'s head layers: features [N, 2048] -> probs.
+    """Returns a model sharing `model`'s head layers: features [N, D] -> probs.
 
     Training it trains the head of `model` (the layers and weights are shared).
     """
@@ -196,22 +225,38 @@ def head(model):
     return keras.Model(inputs, x, name="geo_head")
 
 
-def set_phase(model, phase):
-    """Sets which layers train: "frozen" (head only) or "finetune" (+ conv5).
+def set_phase(model, phase, *, stages="1", train_batchnorm=False):
+    """Sets which layers train: "frozen" (head only) or "finetune".
 
-    In "finetune", `conv5_*` layers train except BatchNormalization, which
-    stays frozen (moving statistics untouched, inference mode). Recompile
-    the model afterwards.
+    Args:
+        model: From `build_model`.
+        phase: "frozen" or "finetune".
+        stages: In "finetune", how many of the backbone's last stages train:
+            "1" (the paper: ResNet `conv5_*`), "N", or "all".
+        train_batchnorm: In "finetune", whether the BatchNormalization layers
+            of those stages train (batch statistics, updated moving means). Off
+            (the paper, pretrained weights): they stay frozen, in inference
+            mode. On for random initial weights: frozen random statistics make
+            fine-tuning diverge.
+
+    Recompile the model afterwards.
     """
     if phase not in PHASES:
         raise UserError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
     base = backbone(model)
     base.trainable = phase == "finetune"
     if phase == "finetune":
-        for layer in base.layers:
-            layer.trainable = layer.name.startswith("conv5_") and not isinstance(
-                layer, keras.layers.BatchNormalization
+        spec = backbone_spec(model)
+        count = backbones.stage_count(str(stages), spec)
+        if not 1 <= count <= spec.num_stages:
+            raise UserError(
+                f"`finetune_stages` must be 1-{spec.num_stages} or 'all' for {spec.name}. "
+                f"Received: finetune_stages={stages!r}"
             )
+        unfrozen = {id(layer) for layer in backbones.layers_of_last_stages(base, spec, count)}
+        for layer in base.layers:
+            is_batchnorm = isinstance(layer, keras.layers.BatchNormalization)
+            layer.trainable = id(layer) in unfrozen and (train_batchnorm or not is_batchnorm)
     for layer in head_layers(model):
         layer.trainable = True
 
@@ -228,14 +273,16 @@ def compile_model(
 ):
     """Compiles with AdamW (decoupled weight decay) and the project's metrics.
 
-    Metrics: `accuracy`, `top5_accuracy` (top min(5, C)), and `mean_km`
+    Metrics: `accuracy`, `balanced_accuracy` (mean per-country recall),
+    `top5_accuracy` (top min(5, C)), and `mean_km`
     (`keras_geo.metrics.MeanGreatCircleError`; skipped when `class_names`
     is None). A mixed_float16 model gets loss scaling automatically.
 
     Args:
         model: From `build_model`, after `set_phase`.
         loss: A Keras loss (e.g. `keras_geo.losses.HaversineCrossEntropy`).
-        learning_rate: AdamW learning rate.
+        learning_rate: AdamW learning rate: a float or a
+            `keras.optimizers.schedules.LearningRateSchedule`.
         weight_decay: AdamW decoupled weight decay.
         class_names: Country names in label order, or None.
         jit_compile: "auto" uses XLA on GPU only.
@@ -246,9 +293,10 @@ def compile_model(
         keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy"),
     ]
-    if class_names is not None:
-        from keras_geo.metrics import MeanGreatCircleError
+    from keras_geo.metrics import BalancedAccuracy, MeanGreatCircleError
 
+    metrics.insert(1, BalancedAccuracy(num_classes))
+    if class_names is not None:
         metrics.append(MeanGreatCircleError(list(class_names)))
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),

@@ -39,10 +39,11 @@ def _as_seed(seed):
     return tf.cast(seed, tf.int64)
 
 
-def _crop_windows(height, width, n, seed):
+def _crop_windows(height, width, n, seed, min_area=CROP_SCALE[0]):
     """Samples torchvision's RandomResizedCrop windows for `n` images.
 
-    Ten tries per image of area in CROP_SCALE and log-uniform aspect in
+    Ten tries per image of area in [min_area, 1] (CROP_SCALE: the paper's)
+    and log-uniform aspect in
     CROP_RATIO; the first that fits wins; else torchvision's fallback (the
     central crop with the aspect clamped to CROP_RATIO).
 
@@ -53,7 +54,7 @@ def _crop_windows(height, width, n, seed):
     area_seed, ratio_seed, y_seed, x_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, num=4)
     )
-    area = h_img * w_img * tf.random.stateless_uniform([n, 10], area_seed, *CROP_SCALE)
+    area = h_img * w_img * tf.random.stateless_uniform([n, 10], area_seed, min_area, CROP_SCALE[1])
     log_ratio = tf.random.stateless_uniform(
         [n, 10], ratio_seed, math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
     )
@@ -102,13 +103,13 @@ def _affine(y0, x0, h, w, flipped, angle, image_size):
     )
 
 
-def _random_affines(shape, image_size, flip, seed):
+def _random_affines(shape, image_size, flip, seed, min_area=CROP_SCALE[0]):
     """Samples crop windows, flips and angles for a batch; returns [N, 6]."""
     n, height, width = shape[0], shape[1], shape[2]
     crop_seed, flip_seed, angle_seed = tf.unstack(
         tf.random.experimental.stateless_split(seed, num=3)
     )
-    y0, x0, h, w = _crop_windows(height, width, n, crop_seed)
+    y0, x0, h, w = _crop_windows(height, width, n, crop_seed, min_area)
     flipped = tf.logical_and(flip, tf.random.stateless_uniform([n], flip_seed) < 0.5)
     max_angle = MAX_ROTATION_DEGREES * math.pi / 180.0
     angle = tf.random.stateless_uniform([n], angle_seed, -max_angle, max_angle)
@@ -148,7 +149,7 @@ def _warp(images, affines, image_size):
     return top + fy * (bottom - top)
 
 
-def augment(image, *, image_size, flip=True, seed=None):
+def augment(image, *, image_size, flip=True, seed=None, min_area=CROP_SCALE[0]):
     """The paper's training augmentation of one image or of a batch.
 
     Random resized crop (area 8-100%, aspect 3/4-4/3) resized to
@@ -162,6 +163,8 @@ def augment(image, *, image_size, flip=True, seed=None):
         flip: Randomly mirror left-right (swaps the driving side).
         seed: None (random), an int, or a [2] integer tensor (stateless ops:
             the same seed gives the same result eagerly and in tf.data).
+        min_area: Smallest crop, as a fraction of the image area (the
+            paper's torchvision default: 0.08).
 
     Returns:
         float32 [S, S, 3] (or [N, S, S, 3]) in 0-255.
@@ -169,7 +172,7 @@ def augment(image, *, image_size, flip=True, seed=None):
     image = tf.convert_to_tensor(image)
     single = image.shape.rank == 3
     images = image[None] if single else image
-    affines = _random_affines(tf.shape(images), image_size, flip, _as_seed(seed))
+    affines = _random_affines(tf.shape(images), image_size, flip, _as_seed(seed), min_area)
     out = _warp(images, affines, image_size)
     out = tf.ensure_shape(out, [images.shape[0], image_size, image_size, 3])
     return out[0] if single else out
@@ -222,6 +225,7 @@ def train_dataset(
     shuffle_buffer=DEFAULT_SHUFFLE_BUFFER,
     deterministic=None,
     augment_in_batches=None,
+    min_area=CROP_SCALE[0],
 ):
     """Shuffled, augmented, batched, prefetched training stream.
 
@@ -238,6 +242,7 @@ def train_dataset(
         augment_in_batches: Augment whole batches (one XLA call per batch,
             about 25% less CPU per image) instead of single images; needs
             images of one static size. None: whenever the size is static.
+        min_area: Smallest random crop, fraction of the image area (`augment`).
 
     Returns:
         `(float32 images [B, S, S, 3] in 0-255, labels)`.
@@ -257,18 +262,19 @@ def train_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic,
         )
-        ds = _augment_map(tf.data.Dataset.zip(ds, seeds), image_size, flip, deterministic)
+        ds = _augment_map(tf.data.Dataset.zip(ds, seeds), image_size, flip, deterministic, min_area)
         if batch_size is None:
             ds = ds.unbatch()
         return _finish(ds, None, deterministic)
-    ds = _augment_map(tf.data.Dataset.zip(ds, seeds), image_size, flip, deterministic)
+    ds = _augment_map(tf.data.Dataset.zip(ds, seeds), image_size, flip, deterministic, min_area)
     return _finish(ds, batch_size, deterministic)
 
 
-def _augment_map(ds, image_size, flip, deterministic):
+def _augment_map(ds, image_size, flip, deterministic, min_area):
     def _map(example, pair):
         image, label = example
-        return augment(image, image_size=image_size, flip=flip, seed=pair), label
+        image = augment(image, image_size=image_size, flip=flip, seed=pair, min_area=min_area)
+        return image, label
 
     return ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 

@@ -28,9 +28,12 @@ MODEL_KINDS = (
 
 
 class SavedModelPredictor:
-    """Calls the `serving_default` signature of a `keras-geo export` SavedModel."""
+    """Calls the `serving_default` signature of a `keras-geo export` SavedModel.
 
-    def __init__(self, path):
+    Test-time views are baked in at export: `tta` must be None or the export's.
+    """
+
+    def __init__(self, path, tta=None):
         from keras_geo.export import read_metadata
 
         try:
@@ -43,6 +46,13 @@ class SavedModelPredictor:
             )
         self._serve = loaded.signatures["serving_default"]
         metadata = read_metadata(loaded)
+        if tta is not None and tta != metadata["tta"]:
+            raise UserError(
+                f"{path} was exported with --tta {metadata['tta']}: test-time views are "
+                f"baked in at export; re-export with `keras-geo export --tta {tta}` or "
+                "predict from the run directory"
+            )
+        self.tta = metadata["tta"]
         self.class_names = metadata["class_names"]
         self.coordinates = metadata["coordinates"]
         self._loaded = loaded  # Keeps the variables alive.
@@ -60,8 +70,11 @@ class SavedModelPredictor:
 class KerasPredictor:
     """Decodes and resizes as the export does, then calls the Keras model."""
 
-    def __init__(self, model, class_names, image_size):
-        self.model = model
+    def __init__(self, model, class_names, image_size, tta=1):
+        from keras_geo.tta import with_test_time_views
+
+        self.model = with_test_time_views(model, tta)
+        self.tta = tta
         self.class_names = list(class_names)
         self.image_size = image_size
         self.coordinates = _coordinates_or_none(self.class_names)
@@ -104,32 +117,41 @@ def _saved_model_dir(path):
     return max(versions, key=lambda p: int(p.name)) if versions else None
 
 
-def load_predictor(path):
+def load_predictor(path, tta=None):
     """Loads a SavedModel export, a run directory or a `.keras` file.
+
+    Args:
+        path: What to load.
+        tta: Test-time views (`keras_geo.tta`) for a Keras model (None: 1);
+            a SavedModel has its own, fixed at export (None: those).
 
     Raises:
         UserError: `path` is none of those, or cannot be loaded.
     """
+    from keras_geo.tta import check_views
+
+    if tta is not None:
+        check_views(tta)
     path = pathlib.Path(path)
     if not path.exists():
         raise UserError(f"--model {path} does not exist: pass {MODEL_KINDS}.")
     if path.is_dir():
         saved_model = _saved_model_dir(path)
         if saved_model is not None:
-            return SavedModelPredictor(saved_model)
+            return SavedModelPredictor(saved_model, tta)
         if not any((path / name).is_file() for name in ("config.json", "class_names.json")):
             raise UserError(f"--model {path} is not {MODEL_KINDS}.")
     elif path.suffix != ".keras":
         raise UserError(f"--model {path} is not {MODEL_KINDS}.")
-    return _keras_predictor(path)
+    return _keras_predictor(path, tta or 1)
 
 
-def _keras_predictor(path):
+def _keras_predictor(path, tta):
     from keras_geo import runs
 
     model, class_names, config = runs.load_model(path)
     image_size = model.input_shape[1] or getattr(config, "image_size", None)
-    return KerasPredictor(model, class_names, image_size)
+    return KerasPredictor(model, class_names, image_size, tta)
 
 
 def predict_file(predictor, path, *, top_k=5):

@@ -103,18 +103,30 @@ def prepare_run_dir(config, run_dir, *, overwrite=False):
         The run directory as a `pathlib.Path`.
 
     Raises:
-        UserError: `run_dir` is not a writable directory, or holds a trained
-            run whose config differs from `config` (other than the data
-            location).
+        UserError: as `check_run_dir`.
     """
-    run_dir = pathlib.Path(run_dir)
-    paths.check_writable(run_dir, "--run-dir")
+    run_dir = check_run_dir(config, run_dir, overwrite=overwrite)
     if overwrite:
         for name in TRAINING_OUTPUTS:
             paths.remove_leftovers(run_dir, name)
     for leftover in run_dir.rglob(f"{paths.TMP_PREFIX}*") if run_dir.is_dir() else ():
         paths.remove_leftovers(leftover.parent, leftover.name)  # From a killed run.
-    previous = stored_config(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.to_json(run_dir / CONFIG_FILE)
+    return run_dir
+
+
+def check_run_dir(config, run_dir, *, overwrite=False):
+    """Raises `UserError` unless `run_dir` may hold a run of `config`; creates nothing.
+
+    Raises:
+        UserError: `run_dir` is not a writable directory, or (unless
+            `overwrite`) holds a trained run whose config differs from
+            `config` (other than the data location).
+    """
+    run_dir = pathlib.Path(run_dir)
+    paths.check_writable(run_dir, "--run-dir")
+    previous = None if overwrite else stored_config(run_dir)
     if previous is not None and has_trained(run_dir):
         diff = config_diff(previous, config)
         if diff:
@@ -123,8 +135,6 @@ def prepare_run_dir(config, run_dir, *, overwrite=False):
                 f"({'; '.join(diff)}); pass a new --run-dir, the same settings, or "
                 "--overwrite to start it afresh."
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.to_json(run_dir / CONFIG_FILE)
     return run_dir
 
 

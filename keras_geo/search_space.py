@@ -51,7 +51,11 @@ HYPERPARAMETERS = tuple(SPACE)
 DEFAULTS = {name: getattr(TrainConfig(), name) for name in SPACE}
 
 OBJECTIVE = "val_accuracy"  # Not val_loss: alpha rescales the loss.
-EXTRA_METRICS = ("val_top5_accuracy", "val_mean_km")  # Reported beside the objective.
+EXTRA_METRICS = (
+    "val_balanced_accuracy",
+    "val_top5_accuracy",
+    "val_mean_km",
+)  # Reported beside the objective.
 
 # Files under RUN_DIR/tuning/.
 PROJECT_NAME = "search"  # KerasTuner's project folder.

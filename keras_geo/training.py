@@ -6,9 +6,12 @@
    whole backbone frozen, the head trained; on cached backbone features
    (`keras_geo.features`, no augmentation) when `config.cache_features`, else
    on augmented images;
-2. phase `finetune` (`config.epochs_finetune` epochs): `conv5_*` trainable,
-   BatchNorm in inference mode, recompiled, starting from the frozen phase's
-   best head;
+2. phase `finetune` (`config.epochs_finetune` epochs): the backbone's last
+   `config.finetune_stages` stages trainable (1: ResNet `conv5_*`, the
+   paper), recompiled at `config.finetune_learning_rate`, starting from the
+   frozen phase's best head. With pretrained weights BatchNorm stays frozen
+   in inference mode; with `weights="none"` it trains (frozen random
+   statistics make fine-tuning diverge);
 3. saves `model.keras` and evaluates the test split
    (`keras_geo.evaluation.evaluate`).
 
@@ -25,6 +28,7 @@ import dataclasses
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_geo import checkpoints, datasets, evaluation, features, pipeline, runs
@@ -72,13 +76,17 @@ def train(
     """
 
     verbose = keras_verbose(verbose)
-    run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
+    runs.check_run_dir(config, run_dir, overwrite=overwrite)
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.strategy)
     data = _load_data(config)
-    runs.write_class_names(run_dir, data.class_names)
     with strategy.scope():
-        model = _restore_model(config, run_dir, data.class_names)
+        # Built before the run directory exists: a weights file that does
+        # not fit the backbone leaves nothing behind.
+        model = build_model(config, data.class_names)
+        run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
+        runs.write_class_names(run_dir, data.class_names)
+        _restore_weights(model, run_dir)
         for phase in PHASES:
             if phase in runs.phases_done(run_dir):
                 continue
@@ -104,6 +112,7 @@ def build_model(config, class_names):
 
     return model_lib.build_model(
         len(class_names),
+        backbone=config.backbone,
         image_size=config.image_size,
         weights=config.weights,
         mixed_precision=config.mixed_precision,
@@ -136,17 +145,81 @@ def build_loss(config, class_names):
     return HaversineCrossEntropy(class_names, alpha=alpha, tau_km=config.tau_km)
 
 
-def compile_for_phase(model, phase, config, class_names):
-    """Sets the trainable layers of `phase` and (re)compiles `model`."""
-    model_lib.set_phase(model, phase)
+def compile_for_phase(model, phase, config, class_names, *, steps_per_epoch=None):
+    """Sets the trainable layers of `phase` and (re)compiles `model`.
+
+    Args:
+        model: From `keras_geo.model.build_model`.
+        phase: "frozen" or "finetune".
+        config: The `TrainConfig` (stages, rates, schedule, loss).
+        class_names: Country names in label order.
+        steps_per_epoch: Batches per epoch of the phase; needed by a cosine
+            schedule or a warm-up (`learning_rate_schedule`).
+    """
+    model_lib.set_phase(
+        model,
+        phase,
+        stages=config.finetune_stages,
+        train_batchnorm=config.weights == "none",
+    )
+    epochs = getattr(config, f"epochs_{phase}")
     model_lib.compile_model(
         model,
         loss=build_loss(config, class_names),
-        learning_rate=config.learning_rate,
+        learning_rate=learning_rate_schedule(config, phase, epochs * (steps_per_epoch or 0)),
         weight_decay=config.weight_decay,
         class_names=class_names,
         jit_compile="auto",
     )
+
+
+def learning_rate_schedule(config, phase, total_steps):
+    """Returns the learning rate of `phase`: a float or a Keras schedule.
+
+    `constant` with no warm-up is the paper's fixed rate (a float). Otherwise
+    `keras.optimizers.schedules.CosineDecay` over the phase's `total_steps`:
+    a linear warm-up from 0 over `config.warmup_epochs` epochs, then a cosine
+    decay to 0 (`cosine`) or a constant rate (`constant`: `alpha=1`).
+
+    Example: rate 1e-3, cosine, 10 steps, no warm-up: 1e-3 at step 0,
+    5e-4 at step 5, 0 at step 10.
+    """
+    rate = config.phase_learning_rate[phase]
+    if config.lr_schedule == "constant" and config.warmup_epochs == 0:
+        return rate
+    if total_steps <= 0:
+        raise ValueError("`total_steps` must be > 0 for a schedule or a warm-up.")
+    epochs = max(getattr(config, f"epochs_{phase}"), 1)
+    warmup = min(total_steps, round(total_steps * config.warmup_epochs / epochs))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else rate,
+        decay_steps=max(total_steps - warmup, 1),
+        alpha=1.0 if config.lr_schedule == "constant" else 0.0,
+        warmup_target=rate if warmup else None,
+        warmup_steps=warmup,
+    )
+
+
+def class_weights(config, labels, num_classes):
+    """Returns Keras `class_weight` for `config.class_weight`, or None ("none").
+
+    `balanced`: `n / (C * n_c)` (scikit-learn's "balanced"), so every country
+    weighs as much in the loss as any other; `sqrt`: the square root of that,
+    rescaled so the weights average 1 over the training examples (the loss
+    keeps its scale). A country with no training example gets 0.
+
+    Example: labels [0, 0, 0, 1] -> balanced {0: 2/3, 1: 2.0}.
+    """
+    if config.class_weight == "none":
+        return None
+    counts = np.bincount(np.asarray(labels, np.int64).reshape(-1), minlength=num_classes)
+    present = counts > 0
+    weights = np.zeros(num_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    if config.class_weight == "sqrt":
+        weights = np.sqrt(weights)
+        weights *= counts.sum() / np.sum(weights * counts)
+    return {index: float(weight) for index, weight in enumerate(weights)}
 
 
 def make_strategy(name):
@@ -170,14 +243,12 @@ def _load_data(config):
     )
 
 
-def _restore_model(config, run_dir, class_names):
-    """Builds the model; loads the weights of the last finished phase if any."""
-    model = build_model(config, class_names)
+def _restore_weights(model, run_dir):
+    """Loads the weights of the last finished phase, if any."""
     done = runs.phases_done(run_dir)
     finished = [phase for phase in PHASES if phase in done]
     if finished:
         model.load_weights(run_dir / done[finished[-1]]["weights"])
-    return model
 
 
 def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
@@ -185,20 +256,21 @@ def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
     epochs = getattr(config, f"epochs_{phase}")
     best = runs.checkpoint_path(run_dir, phase)
     if epochs > 0:
-        compile_for_phase(model, phase, config, data.class_names)
+        on_features = phase == "frozen" and config.cache_features
+        steps = _steps_per_epoch(config, data, None if on_features else fit_kwargs)
+        compile_for_phase(model, phase, config, data.class_names, steps_per_epoch=steps)
         callbacks = _phase_callbacks(run_dir, phase) + list(fit_kwargs["callbacks"])
         verbose = fit_kwargs["verbose"]
-        if phase == "frozen" and config.cache_features:
+        weights = _class_weight(config, data)
+        if on_features:
             cache_dir = fit_kwargs["cache_dir"]
-            _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose)
+            _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose, weights)
         else:
             steps = fit_kwargs["steps_per_epoch"]
-            _fit_images(model, config, data, epochs, callbacks, verbose, steps)
+            _fit_images(model, config, data, epochs, callbacks, verbose, steps, weights)
     if epochs > 0 and best.is_file():
         model.load_weights(best)
     else:
-        from keras_geo import checkpoints
-
         checkpoints.save_weights(model, best)
     history = runs.read_history(run_dir, phase)
     runs.mark_phase_done(
@@ -210,6 +282,20 @@ def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
             "weights": str(best.relative_to(run_dir)),
         },
     )
+
+
+def _steps_per_epoch(config, data, fit_kwargs):
+    """Batches per epoch: the whole split, capped by an image path's `steps_per_epoch`."""
+    steps = math.ceil(int(data.train.cardinality()) / config.batch_size)
+    cap = fit_kwargs and fit_kwargs["steps_per_epoch"]
+    return min(steps, cap) if cap else steps
+
+
+def _class_weight(config, data):
+    if config.class_weight == "none":
+        return None
+    labels = datasets.split_labels(config.dataset, "train", data_dir=config.data_dir)
+    return class_weights(config, labels, len(data.class_names))
 
 
 def _keep_best_phase(model, run_dir):
@@ -234,13 +320,14 @@ def _keep_best_phase(model, run_dir):
     runs.write_model_record(run_dir, {"phase": phase, "val_accuracy": val_accuracy})
 
 
-def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch):
+def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch, class_weight):
     train_ds = pipeline.train_dataset(
         data.train,
         image_size=config.image_size,
         batch_size=config.batch_size,
         flip=config.flip,
         seed=config.seed,
+        min_area=config.crop_min_area,
     )
     val_ds = pipeline.eval_dataset(
         data.validation, image_size=config.image_size, batch_size=config.batch_size
@@ -252,10 +339,11 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
         callbacks=callbacks,
         verbose=verbose,
         steps_per_epoch=steps_per_epoch,
+        class_weight=class_weight,
     )
 
 
-def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
+def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose, class_weight):
     features.fit_head_on_features(
         model,
         data.train,
@@ -267,6 +355,7 @@ def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
         cache_dir=cache_dir,
         dataset_key=config.dataset,
         verbose=verbose,
+        class_weight=class_weight,
     )
 
 

@@ -120,7 +120,6 @@ class GeoHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, x, *args, validation_data=None, callbacks=None, **kwargs):
         """Batches the unbatched datasets with the trial's batch size and trains."""
-
         config = self.trial_config(hp)
         callbacks = [*(callbacks or []), FailOnNaNLoss()]
         if self.phase == "frozen" and config.cache_features and self.feature_cache_dir:
@@ -130,6 +129,7 @@ class GeoHyperModel(keras_tuner.HyperModel):
             image_size=config.image_size,
             batch_size=config.batch_size,
             flip=config.flip,
+            min_area=config.crop_min_area,
             seed=config.seed,
         )
         val = None
@@ -343,6 +343,14 @@ def _load_data(config, max_examples):
     return train, val, datasets.class_names(config.dataset, data_dir=config.data_dir)
 
 
+def _class_weight(config, num_classes, max_examples):
+    """`config.class_weight` from the training labels a trial sees, or None."""
+    if config.class_weight == "none":
+        return None
+    labels = datasets.split_labels(config.dataset, "train", data_dir=config.data_dir)
+    return training.class_weights(config, labels[:max_examples], num_classes)
+
+
 def make_tuner(
     hypermodel, tuning_dir, *, max_trials, seed, overwrite, max_failures=3, strategy="default"
 ):
@@ -407,8 +415,8 @@ def search(
     weights = str(config.weights)
     if weights.lower() not in ("imagenet", "none") and not os.path.isfile(weights):
         raise UserError(
-            f"--weights file not found: {weights}; pass an existing ResNet50 no-top "
-            ".h5, imagenet or none"
+            f"--weights file not found: {weights}; pass an existing {config.backbone} "
+            "no-top .h5, imagenet or none"
         )
     role = distributed_role()
     paths.check_writable(run_dir, "--run-dir")
@@ -433,7 +441,10 @@ def search(
         max_failures=max_failures,
         strategy=config.strategy,
     )
-    best = run_tuner(tuner, train, validation_data=val, epochs=epochs, verbose=verbose)
+    class_weight = _class_weight(config, len(class_names), max_examples)
+    best = run_tuner(
+        tuner, train, validation_data=val, epochs=epochs, verbose=verbose, class_weight=class_weight
+    )
     return None if role == "worker" else best
 
 

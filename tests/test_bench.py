@@ -332,3 +332,19 @@ def test_bench_report_quick(tmp_path):
         "Scaling",
     ):
         assert heading in text
+
+
+def test_bench_train_backbones_side_by_side(capsys, tmp_path):
+    out = tmp_path / "backbones.json"
+    argv = ["bench", "train", "--phase", "frozen", "--image-size", "32", "--batch-size", "2"]
+    code = main(
+        [*argv, "--steps", "1", "--backbone", "vgg16", "efficientnetv2b0", "--json", str(out)]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "efficientnetv2b0: " in printed and "x vgg16" in printed
+    records = json.loads(out.read_text())["records"]
+    assert [r["backbone"] for r in records] == ["vgg16", "efficientnetv2b0"]
+    assert records[0]["parameters"] > records[1]["parameters"] > 0  # 14.7 M vs 5.9 M
+    assert main([*argv, "--backbone", "resnet5"]) != 0
+    assert "unknown backbone 'resnet5'" in capsys.readouterr().err

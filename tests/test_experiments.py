@@ -58,3 +58,29 @@ def test_demo_is_small_and_needs_no_download():
 def test_unknown_experiment_lists_the_known_ones():
     with pytest.raises(UserError, match="finetune_haversine"):
         experiments.get("finetune_haversin")
+
+
+@pytest.mark.parametrize(
+    "name", ["feature_extraction", "finetune_crossentropy", "finetune_haversine"]
+)
+def test_paper_experiments_keep_the_paper_recipe_for_every_new_option(name):
+    config = experiments.get(name)
+    assert (config.backbone, config.finetune_stages, config.finetune_learning_rate) == (
+        "resnet50",
+        "1",
+        None,
+    )
+    assert (config.lr_schedule, config.warmup_epochs, config.class_weight) == (
+        "constant",
+        0,
+        "none",
+    )
+    assert config.crop_min_area == 0.08
+
+
+def test_modern_recipe_claims_no_number():
+    import re
+
+    module = __import__("keras_geo.experiments.modern", fromlist=["config"])
+    assert not re.search(r"\d\d(\.\d)?% (test|top20|accuracy)", module.__doc__)
+    assert "--experiment modern" in module.__doc__ and not experiments.get("modern").flip

@@ -169,7 +169,7 @@ def test_imagenet_download_failure_is_a_user_error(monkeypatch):
 @pytest.mark.parametrize("weights", [None, "none", "None"])
 def test_no_weights_spellings(weights, monkeypatch):
     monkeypatch.setattr(keras.utils, "get_file", None)  # must not download
-    assert geo_model._resolve_weights(weights) is None
+    assert geo_model.resolve_weights(weights) is None
 
 
 def test_compile_model_metrics(model):

@@ -4,9 +4,10 @@ Steps run on in-memory random pixels (no input pipeline), so the figure is
 the model's alone, on whatever device TensorFlow sees. Phases:
 
 - `frozen`: backbone frozen, the head trains (forward pass + a tiny backward);
-- `finetune`: `conv5_*` trains (BatchNorm frozen), as `keras-geo train`;
-- `full`: every layer trainable, the baseline a fine-tuning step is
-  compared with (BatchNorm still in inference mode, as in every phase).
+- `finetune`: the backbone's last stage trains (ResNet `conv5_*`; BatchNorm
+  frozen), as `keras-geo train`;
+- `full`: every layer trainable except BatchNorm (frozen, in inference mode,
+  as in every phase), the baseline a fine-tuning step is compared with.
 
 The loss is plain sparse cross-entropy: the haversine term costs a
 [B, C] x [C] product, nothing next to ResNet50.
@@ -36,7 +37,13 @@ def device_description():
 
 
 def build_for_phase(
-    phase, *, num_classes=20, image_size=224, weights="none", mixed_precision=False
+    phase,
+    *,
+    num_classes=20,
+    image_size=224,
+    weights="none",
+    mixed_precision=False,
+    backbone="resnet50",
 ):
     """Builds and compiles the project's model with `phase`'s trainable layers."""
     import keras
@@ -46,13 +53,14 @@ def build_for_phase(
     if phase not in BENCH_PHASES:
         raise UserError(f"unknown phase {phase!r}; use one of {', '.join(BENCH_PHASES)}")
     model = geo_model.build_model(
-        num_classes, image_size=image_size, weights=weights, mixed_precision=mixed_precision
+        num_classes,
+        backbone=backbone,
+        image_size=image_size,
+        weights=weights,
+        mixed_precision=mixed_precision,
     )
-    if phase == "full":
-        base = geo_model.backbone(model)
-        base.trainable = True
-        for layer in base.layers:
-            layer.trainable = True
+    if phase == "full":  # every stage; BatchNorm frozen, in inference mode
+        geo_model.set_phase(model, "finetune", stages="all")
     else:
         geo_model.set_phase(model, phase)
     geo_model.compile_model(
@@ -75,6 +83,7 @@ def run_train(
     weights="none",
     num_classes=20,
     seed=0,
+    backbone="resnet50",
 ):
     """Times `steps` training steps after 2 warm-up steps; returns a dict."""
     import numpy as np
@@ -85,6 +94,7 @@ def run_train(
         image_size=image_size,
         weights=weights,
         mixed_precision=mixed_precision,
+        backbone=backbone,
     )
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 255, (batch_size, image_size, image_size, 3)).astype("float32")
@@ -99,6 +109,8 @@ def run_train(
     return {
         "benchmark": "train",
         "phase": phase,
+        "backbone": backbone,
+        "parameters": model.count_params(),
         "device": device_description(),
         "image_size": image_size,
         "batch_size": batch_size,

@@ -8,7 +8,7 @@ scripts in the repository's `benchmarks/` folder.
 """
 
 from keras_geo.cli import flags
-from keras_geo.config import PHASES, TrainConfig
+from keras_geo.config import PHASES, TrainConfig, choices
 
 DEFAULT_SECONDS = 15.0
 # The TrainConfig fields `bench input` and `bench train` take, as `train` spells them.
@@ -55,6 +55,15 @@ def _add_train(commands):
     p.add_argument("--phase", choices=(*PHASES, "full"), default="finetune")
     p.add_argument("--steps", type=positive_int, default=5, help="timed steps (after 2 warm-up)")
     flags.add_config_flags(p, only=_TRAIN_FIELDS, defaults=_TRAIN_DEFAULTS)
+    p.add_argument(
+        "--backbone",
+        nargs="+",
+        choices=choices("backbone"),
+        default=[_TRAIN_DEFAULTS.backbone],
+        metavar="NAME",
+        help="one or more backbones, measured one after the other in this run "
+        f"(default: %(default)s; choices: {', '.join(choices('backbone'))})",
+    )
     add_output_args(p, seconds=False)
     p.set_defaults(func=_run_train)
 
@@ -88,23 +97,37 @@ def _run_input(args):
 
 
 def _run_train(args):
+    from keras_geo.bench.timing import write_json
     from keras_geo.bench.train import run_train
 
     config = _TRAIN_DEFAULTS.replace(**flags.config_overrides(args))
-    record = run_train(
-        args.phase,
-        image_size=config.image_size,
-        batch_size=config.batch_size,
-        steps=args.steps,
-        mixed_precision=config.mixed_precision,
-        weights=config.weights,
-    )
-    print(f"device: {record['device']}")
-    print(
-        f"phase {record['phase']}: {record['trainable_parameters']:,} trainable "
-        f"parameters, {record['steps']} steps in {record['seconds']:.1f} s"
-    )
-    finish(record, args)
+    records = []
+    for name in args.backbone:
+        record = run_train(
+            args.phase,
+            image_size=config.image_size,
+            batch_size=config.batch_size,
+            steps=args.steps,
+            mixed_precision=config.mixed_precision,
+            weights=config.weights,
+            backbone=name,
+        )
+        print(f"device: {record['device']}")
+        print(
+            f"{name} phase {record['phase']}: {record['parameters']:,} parameters "
+            f"({record['trainable_parameters']:,} trainable), {record['steps']} steps "
+            f"in {record['seconds']:.1f} s, {record['images_per_second']:.1f} images/s",
+            flush=True,
+        )
+        records.append(record)
+    if len(records) == 1:
+        finish(records[0], args)
+        return
+    write_json(args.json, {"benchmark": "train", "records": records})
+    base = records[0]["images_per_second"]
+    for record in records:
+        ratio = record["images_per_second"] / base
+        print(f"{record['backbone']:>18}: {ratio:.2f}x {records[0]['backbone']}")
 
 
 def positive_int(text):

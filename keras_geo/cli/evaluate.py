@@ -22,6 +22,13 @@ def add_parser(subparsers):
     parser.add_argument(
         "--batch-size", type=int, default=None, help="default: the run's batch size"
     )
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=1,
+        metavar="N",
+        help="average over N deterministic test-time views, no flips (default: 1, none)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -41,7 +48,11 @@ def run(args):
     except UserError as error:  # Still evaluate: the metrics go to stdout instead.
         unwritable = error
     metrics = evaluation.evaluate(
-        args.run_dir, args.split, batch_size=args.batch_size, write=unwritable is None
+        args.run_dir,
+        args.split,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        write=unwritable is None,
     )
     if unwritable is None:
         print(format_summary(args.run_dir, metrics, args.split))

@@ -33,6 +33,13 @@ def add_parser(subparsers):
         help="countries in the top_k_* outputs; min(K, number of classes) (default: 5)",
     )
     parser.add_argument(
+        "--tta",
+        type=int,
+        default=1,
+        metavar="N",
+        help="bake in the mean over N deterministic test-time views (default: 1, none)",
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="replace an existing SavedModel at --out",
@@ -48,6 +55,9 @@ def run(args):
     if args.top_k < 1:
         raise UserError(f"`--top-k` must be >= 1. Received: --top-k {args.top_k}")
     from keras_geo import export, paths, runs
+    from keras_geo.tta import check_views
+
+    check_views(args.tta)
 
     source = pathlib.Path(args.run_dir)
     if not source.exists():
@@ -68,9 +78,11 @@ def run(args):
         image_size=image_size,
         top_k=args.top_k,
         overwrite=args.overwrite,
+        tta=args.tta,
     )
     k = min(args.top_k, len(class_names))
-    print(f"Exported {len(class_names)} classes ({image_size} px input, top {k}) to {out}")
+    views = f", {args.tta} test-time views" if args.tta > 1 else ""
+    print(f"Exported {len(class_names)} classes ({image_size} px input, top {k}{views}) to {out}")
     print(f"Try: keras-geo predict --model {out} IMAGE.jpg")
     return 0
 

@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = (
     "train",
     "evaluate",
     "tune",
+    "ablate",
     "export",
     "predict",
     "app",

@@ -29,6 +29,14 @@ def add_parser(subparsers):
     parser.add_argument(
         "--json", action="store_true", help="print one JSON document instead of a table"
     )
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=None,
+        metavar="N",
+        help="average over N deterministic test-time views, no flips (a run dir or "
+        ".keras; a SavedModel has those of its export)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -47,7 +55,7 @@ def run(args):
         raise UserError(f"`--top-k` must be >= 1. Received: --top-k {args.top_k}")
     from keras_geo import predict
 
-    predictor = predict.load_predictor(args.model)
+    predictor = predict.load_predictor(args.model, tta=args.tta)
     predictions, errors = predict.predict_files(predictor, args.images, top_k=args.top_k)
     for error in errors:
         print(f"keras-geo: error: {error['file']}: {error['error']}", file=sys.stderr)

@@ -119,10 +119,16 @@ def format_summary(run_dir, metrics, split):
             f"Metrics:       {runs.metrics_path(run_dir, split)}",
             f"Figures:       {runs.plots_dir(run_dir)}/",
             f"Model:         best epoch of phase {m.get('model_phase') or '?'}",
-            f"{split} ({m['num_examples']} images): accuracy {m['accuracy']:.1%} "
+            f"{split} ({m['num_examples']} images{_views(m)}): accuracy {m['accuracy']:.1%} "
+            f"(balanced {m['balanced_accuracy']:.1%}) "
             f"(majority class {m['majority_class']}: "
             f"{m['majority_class_accuracy']:.1%}, chance {m['chance_accuracy']:.1%}), "
             f"top-5 {m['top5_accuracy']:.1%}, median error {m['median_km']:.0f} km, "
             f"GeoGuessr score {m['geoguessr_score']:.0f}/5000",
         ]
     )
+
+
+def _views(metrics):
+    views = metrics.get("tta", 1)
+    return f", {views} test-time views" if views > 1 else ""

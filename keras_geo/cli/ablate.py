@@ -1,0 +1,61 @@
+"""`keras-geo ablate`: train experiment variants side by side, compare their test metrics.
+
+Each VARIANT is `EXPERIMENT[:field=value,...]` (TrainConfig fields), e.g.
+
+    keras-geo ablate --out runs/ablation finetune_crossentropy finetune_haversine \
+        finetune_haversine:flip=false finetune_haversine:tau_km=75 \
+        finetune_haversine:backbone=efficientnetv2s
+
+trains each into `OUT/<variant>/` (a rerun skips finished variants and resumes
+an interrupted one) and writes `OUT/comparison.csv`, `OUT/comparison.md` and
+the bar chart `OUT/comparison.png`: accuracy, balanced accuracy, top-5,
+median km and GeoGuessr score per variant. `--set field=value` applies to
+every variant first (e.g. a smoke run with fewer epochs).
+"""
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "ablate",
+        help="train experiment variants into sibling run dirs and compare them",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("variants", nargs="+", metavar="VARIANT", help="EXPERIMENT[:f=v,...]")
+    parser.add_argument("--out", required=True, help="parent directory of the runs")
+    parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS')")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="TrainConfig override for every variant (repeatable)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    from keras_geo import ablation
+    from keras_geo.errors import UserError
+
+    common = {"data_dir": args.data_dir} if args.data_dir else {}
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set expects FIELD=VALUE. Received: {item!r}")
+        common[field.strip().replace("-", "_")] = value.strip()
+    variants = [ablation.parse_variant(text, _typed(common)) for text in args.variants]
+    rows = ablation.run(variants, args.out)
+    print(ablation.markdown_table(rows), end="")
+    print(f"Comparison: {args.out}/comparison.csv, comparison.md, comparison.png")
+
+
+def _typed(common):
+    from keras_geo import ablation
+    from keras_geo.config import TrainConfig
+
+    base = TrainConfig()
+    return {
+        field: value if field == "data_dir" else ablation.parse_value(base, field, value)
+        for field, value in common.items()
+    }
