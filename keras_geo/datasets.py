@@ -60,7 +60,9 @@ def class_names(dataset: str, data_dir=None) -> list[str]:
     return list(builder(dataset, data_dir).info.features["label"].names)
 
 
-def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> dict:
+def build(
+    config_name, *, manual_dir=None, data_dir=None, overwrite=False, num_workers=None
+) -> dict:
     """Builds `geoguessr/<config>` and returns its build report.
 
     Args:
@@ -69,6 +71,8 @@ def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> di
             or country folders). None: `<data_dir>/downloads/manual`.
         data_dir: TFDS data dir. None: TFDS' default.
         overwrite: Rebuild even if the dataset is already prepared.
+        num_workers: Processes that decode and resize frames while TFDS
+            writes; None: all cores. The built examples do not depend on it.
 
     Returns:
         The report (`build_report.json` in the dataset directory): `num_examples`
@@ -77,7 +81,12 @@ def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> di
     """
     import tensorflow_datasets as tfds
 
+    from tfds_geoguessr.geoguessr import parallel
+
+    if num_workers is not None and num_workers < 1:
+        raise UserError(f"--num-workers must be >= 1. Received: {num_workers}")
     ds_builder = builder(config_name, data_dir)
+    ds_builder.num_workers = num_workers or parallel.default_num_workers()
     mode = tfds.download.GenerateMode
     download_config = tfds.download.DownloadConfig(
         manual_dir=_str(manual_dir),

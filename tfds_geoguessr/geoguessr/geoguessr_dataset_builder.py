@@ -6,6 +6,7 @@ next to this file for the split, size and bad-input rules.
 """
 
 import collections
+import functools
 import io
 import json
 import zipfile
@@ -15,7 +16,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image, UnidentifiedImageError
 
-from tfds_geoguessr.geoguessr import layout, splits
+from tfds_geoguessr.geoguessr import layout, parallel, splits
 
 KAGGLE_ID = "ubitquitin/geolocation-geoguessr-images-50k"
 REPORT_NAME = "build_report.json"
@@ -82,6 +83,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         ),
     ]
     DEFAULT_CONFIG_NAME = "top20"
+    # Processes that decode, convert and resize frames while TFDS writes
+    # (`keras_geo.datasets.build` sets it; 1: all in this process). The
+    # examples do not depend on it.
+    num_workers = 1
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 Download the Kaggle dataset `{KAGGLE_ID}` (about 6.8 GB; needs a Kaggle account
 and API token, see https://www.kaggle.com/docs/api):
@@ -156,22 +161,17 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
         size = self.builder_config.image_size
         counts = self._report["per_country"][split]
         with layout.reader(source) as read:
-            for entry in entries:
-                try:
-                    image = squash(read(entry), size)
-                except _DECODE_ERRORS as error:
-                    self._report["skipped"].append(
-                        {"file": entry.file_name, "reason": _undecodable(error)}
-                    )
+            frames = (read(entry) for entry in entries)
+            convert = functools.partial(convert_frame, size=size)
+            converted = parallel.ordered_map(convert, frames, self.num_workers)
+            for entry, (jpeg, reason) in zip(entries, converted, strict=True):
+                if jpeg is None:
+                    self._report["skipped"].append({"file": entry.file_name, "reason": reason})
                     continue
                 counts[entry.folder] += 1
                 yield (
                     entry.file_name,
-                    {
-                        "image": encode_jpeg(image),
-                        "label": entry.folder,
-                        "file_name": entry.file_name,
-                    },
+                    {"image": jpeg, "label": entry.folder, "file_name": entry.file_name},
                 )
 
     def _synthetic_splits(self):
@@ -198,6 +198,18 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
             image = Image.fromarray(np.asarray(draw_scene(country, rng, size), np.uint8))
             counts[country] += 1
             yield key, {"image": encode_jpeg(image), "label": country, "file_name": key}
+
+
+def convert_frame(data: bytes, size: int):
+    """Returns `(jpeg bytes, None)` of the squashed frame, or `(None, reason)`.
+
+    The per-file work of a build (decode, convert, resize, encode); runs in
+    a worker process when the build has several.
+    """
+    try:
+        return encode_jpeg(squash(data, size)), None
+    except _DECODE_ERRORS as error:
+        return None, _undecodable(error)
 
 
 def squash(data: bytes, size: int) -> Image.Image:
