@@ -38,8 +38,13 @@ class TrainConfig:
     flip: bool = True  # Random horizontal flip (swaps the driving side).
     cache_features: bool = True  # Frozen phase on cached backbone features.
     mixed_precision: bool = False
-    strategy: Literal["default", "mirrored"] = "default"
+    # multiworker: MultiWorkerMirroredStrategy over the TF_CONFIG cluster.
+    strategy: Literal["default", "mirrored", "multiworker"] = "default"
     seed: int = 0
+    data_service: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "tf.data service dispatcher grpc://HOST:PORT for image epochs"},
+    )
 
     def __post_init__(self):
         self._check("image_size", self.image_size >= MIN_IMAGE_SIZE, f">= {MIN_IMAGE_SIZE}")
@@ -53,7 +58,21 @@ class TrainConfig:
         self._check(
             "loss", self.loss in ("haversine", "crossentropy"), "'haversine' or 'crossentropy'"
         )
-        self._check("strategy", self.strategy in ("default", "mirrored"), "'default' or 'mirrored'")
+        self._check(
+            "data_service",
+            self.data_service is None or self.data_service.count(":") >= 1,
+            "None or the dispatcher's address grpc://HOST:PORT",
+        )
+        self._check(
+            "data_service",
+            not (self.data_service and self.strategy == "multiworker"),
+            "None with strategy='multiworker' (not supported together yet)",
+        )
+        self._check(
+            "strategy",
+            self.strategy in ("default", "mirrored", "multiworker"),
+            "'default', 'mirrored' or 'multiworker'",
+        )
 
     def _check(self, name, ok, rule):
         if not ok:

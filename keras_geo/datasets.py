@@ -37,11 +37,13 @@ def build_command(dataset: str, data_dir=None) -> str:
     return command + (f" --data-dir {data_dir}" if data_dir else "")
 
 
-def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False):
+def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False, for_service=False):
     """Returns `split` as an unbatched `tf.data.Dataset` of `(image, label)`.
 
     Images are uint8 `[H, W, 3]` (224x224 for top20/all, 64x64 for
     synthetic), labels int64 indices into `class_names(dataset)`.
+    `for_service`: to be split between tf.data service workers by file
+    (`pipeline.through_service`), so no worker may assert the split's size.
 
     Raises:
         UserError: the dataset was never built in `data_dir`, or `split` is
@@ -52,7 +54,12 @@ def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False):
         raise UserError(
             f"unknown split {split!r} of {dataset}: use one of " + ", ".join(ds_builder.info.splits)
         )
-    return ds_builder.as_dataset(split=split, as_supervised=True, shuffle_files=shuffle_files)
+    import tensorflow_datasets as tfds
+
+    read_config = tfds.ReadConfig(assert_cardinality=not for_service)
+    return ds_builder.as_dataset(
+        split=split, as_supervised=True, shuffle_files=shuffle_files, read_config=read_config
+    )
 
 
 def class_names(dataset: str, data_dir=None) -> list[str]:

@@ -24,6 +24,7 @@ the image size, the caller's `dataset_key` (e.g. "geoguessr/top20 3.0.0
 orphaned (delete the directory to reclaim the space).
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -38,7 +39,7 @@ from keras_geo.model import backbone, feature_extractor, head
 CACHE_FORMAT = 1
 
 
-def extract_features(model, ds, *, batch_size, verbose="auto"):
+def extract_features(model, ds, *, batch_size, verbose="auto", eager=False):
     """Backbone features of every image of `ds`, in order.
 
     Args:
@@ -46,6 +47,9 @@ def extract_features(model, ds, *, batch_size, verbose="auto"):
         ds: Unbatched `(uint8 image, label)` dataset (not shuffled).
         batch_size: Images per forward pass.
         verbose: 0 (silent), 1 (progress bar) or "auto" (1).
+        eager: Call the backbone directly instead of `predict_on_batch`,
+            which under a multi-worker strategy gathers across workers and
+            so cannot run on the chief alone.
 
     Returns:
         `(features float32 [N, 2048], labels int64 [N])`.
@@ -57,9 +61,12 @@ def extract_features(model, ds, *, batch_size, verbose="auto"):
     progbar = keras.utils.Progbar(
         steps if steps > 0 else None, verbose=0 if verbose == 0 else 1, unit_name="batch"
     )
+    predict = extractor.predict_on_batch
+    if eager:
+        predict = functools.partial(extractor, training=False)
     features, labels = [], []
     for images, batch_labels in stream:
-        features.append(np.asarray(extractor.predict_on_batch(images), np.float32))
+        features.append(np.asarray(predict(images), np.float32))
         labels.append(np.asarray(batch_labels, np.int64).reshape(-1))
         progbar.add(1)
     if not features:
@@ -88,12 +95,20 @@ def cache_key(model, ds, *, dataset_key, split):
 
 
 def cached_features(
-    model, ds, *, batch_size, cache_dir=None, dataset_key=None, split="train", verbose="auto"
+    model,
+    ds,
+    *,
+    batch_size,
+    cache_dir=None,
+    dataset_key=None,
+    split="train",
+    verbose="auto",
+    eager=False,
 ):
     """`extract_features`, read from or written to `cache_dir` when given.
 
     Args:
-        model, ds, batch_size, verbose: As `extract_features`.
+        model, ds, batch_size, verbose, eager: As `extract_features`.
         cache_dir: Directory of `.npz` files, or None (compute, keep nothing).
         dataset_key: Names the dataset (name, version, data dir) in the key;
             the key also holds the split, the number of examples and the
@@ -105,21 +120,33 @@ def cached_features(
         `(features float32 [N, 2048], labels int64 [N])`.
     """
     if cache_dir is None:
-        return extract_features(model, ds, batch_size=batch_size, verbose=verbose)
-    digest, meta = cache_key(model, ds, dataset_key=dataset_key, split=split)
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(split))
-    path = os.path.join(cache_dir, f"features-{slug}-{digest}.npz")
+        return extract_features(model, ds, batch_size=batch_size, verbose=verbose, eager=eager)
+    path, meta = cache_file(model, ds, cache_dir=cache_dir, dataset_key=dataset_key, split=split)
     if os.path.exists(path):
         with np.load(path) as data:
             if json.loads(str(data["meta"])) == meta:
                 return data["features"], data["labels"]
-    features, labels = extract_features(model, ds, batch_size=batch_size, verbose=verbose)
-    os.makedirs(cache_dir, exist_ok=True)
+    features, labels = extract_features(
+        model, ds, batch_size=batch_size, verbose=verbose, eager=eager
+    )
+    write_cache(path, features, labels, meta)
+    return features, labels
+
+
+def cache_file(model, ds, *, cache_dir, dataset_key=None, split="train"):
+    """Returns `(path, meta)` of the cache file of `ds` features under `cache_dir`."""
+    digest, meta = cache_key(model, ds, dataset_key=dataset_key, split=split)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(split))
+    return os.path.join(cache_dir, f"features-{slug}-{digest}.npz"), meta
+
+
+def write_cache(path, features, labels, meta):
+    """Writes a cache file atomically: a crash never leaves a half-written one."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         np.savez(f, features=features, labels=labels, meta=json.dumps(meta, sort_keys=True))
-    os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
-    return features, labels
+    os.replace(tmp, path)
 
 
 def compiled_head(model):

@@ -37,8 +37,9 @@ MODEL_FILE = "model.keras"
 MODEL_RECORD_FILE = "model.json"
 _EMBEDDED_CLASS_NAMES = "keras_geo/class_names.json"
 _EMBEDDED_CONFIG = "keras_geo/train_config.json"
-# Fields that say where things are, not what is trained: may change on resume.
-_LOCATION_FIELDS = ("data_dir",)
+# Fields that say where things are or run, not what is trained: may change on
+# resume (the data service feeds the same examples each epoch as local input).
+_LOCATION_FIELDS = ("data_dir", "data_service")
 
 
 def history_path(run_dir, phase):
@@ -103,7 +104,7 @@ def prepare_run_dir(config, run_dir):
 
 
 def config_diff(stored, requested):
-    """Lists `"field: stored -> requested"` for fields that differ (not data_dir)."""
+    """Lists `"field: stored -> requested"` for fields that differ (not data_dir, data_service)."""
     old, new = stored.to_dict(), requested.to_dict()
     return [
         f"{name}: {old[name]!r} -> {new[name]!r}"

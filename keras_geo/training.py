@@ -19,13 +19,19 @@ the phase with the best validation accuracy (normally `finetune`; recorded in
 `model.json`). An interrupted phase resumes at its
 last finished epoch (`keras.callbacks.BackupAndRestore`). See
 `keras_geo.runs` for the run directory layout.
+
+With `strategy="multiworker"` every worker of the `TF_CONFIG` cluster runs
+`train` with the same arguments; the chief writes the run directory, the
+others a temporary folder (`keras_geo.distribute`), and the chief alone
+extracts the frozen phase's features and shares them.
 """
 
 import contextlib
 import dataclasses
 import math
+import pathlib
 
-from keras_geo import runs
+from keras_geo import distribute, runs
 
 PHASES = ("frozen", "finetune")
 
@@ -67,11 +73,16 @@ def train(
 
     from keras_geo import evaluation
 
-    run_dir = runs.prepare_run_dir(config, run_dir)
+    # First: a multi-worker strategy must exist before any other TF op.
+    strategy = make_strategy(config.strategy)
+    multiworker = distribute.is_multiworker(strategy)
+    chief = distribute.is_chief() if multiworker else True
+    shared_dir = pathlib.Path(run_dir)
+    run_dir = runs.prepare_run_dir(config, distribute.work_dir(run_dir) if multiworker else run_dir)
     keras.utils.set_random_seed(config.seed)
-    with _dtype_policy(config.mixed_precision):
-        strategy = make_strategy(config.strategy)
-        data = _load_data(config)
+    fix = distribute.keras_multiworker_fix() if multiworker else contextlib.nullcontext()
+    with _dtype_policy(config.mixed_precision), fix:
+        data = _load_data(config, shard=multiworker)
         runs.write_class_names(run_dir, data.class_names)
         with strategy.scope():
             model = _restore_model(config, run_dir, data.class_names)
@@ -84,8 +95,13 @@ def train(
                     steps_per_epoch=steps_per_epoch,
                     cache_dir=feature_cache_dir or run_dir / "features",
                 )
+                if multiworker and phase == "frozen" and config.cache_features:
+                    _share_features(model, config, data, fit_kwargs["cache_dir"], strategy)
                 _run_phase(model, phase, config, data, run_dir, fit_kwargs)
             _keep_best_phase(model, run_dir)
+        if not chief:
+            distribute.remove_work_dir(shared_dir)
+            return model
         runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
         evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
     return model
@@ -129,11 +145,15 @@ def make_strategy(name):
 
     `"mirrored"` replicates over every local GPU, or, with none, over every
     logical CPU device (one replica on a plain CPU machine).
+    `"multiworker"`: `MultiWorkerMirroredStrategy` over the `TF_CONFIG`
+    cluster (`keras_geo.distribute`).
     """
     import tensorflow as tf
 
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multiworker":
+        return distribute.multiworker_strategy()
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
@@ -152,12 +172,20 @@ def _dtype_policy(mixed_precision):
         keras.mixed_precision.set_global_policy(previous)
 
 
-def _load_data(config):
+def _load_data(config, shard=False):
+    """The splits; `shard`: the strategy shards them by element (multi-worker)."""
     from keras_geo import datasets
 
+    def load(split):
+        service = bool(config.data_service) and split == "train"
+        ds = datasets.load_split(
+            config.dataset, split, data_dir=config.data_dir, for_service=service
+        )
+        return distribute.shard_by_element(ds) if shard else ds
+
     return _Data(
-        train=datasets.load_split(config.dataset, "train", data_dir=config.data_dir),
-        validation=datasets.load_split(config.dataset, "validation", data_dir=config.data_dir),
+        train=load("train"),
+        validation=load("validation"),
         class_names=datasets.class_names(config.dataset, data_dir=config.data_dir),
     )
 
@@ -239,6 +267,8 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
         flip=config.flip,
         seed=config.seed,
     )
+    if config.data_service:
+        train_ds = pipeline.through_service(train_ds, config.data_service)
     val_ds = pipeline.eval_dataset(
         data.validation, image_size=config.image_size, batch_size=config.batch_size
     )
@@ -267,6 +297,36 @@ def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose):
         dataset_key=config.dataset,
         verbose=verbose,
     )
+
+
+def _share_features(model, config, data, cache_dir, strategy):
+    """Multi-worker frozen phase: the chief extracts, every worker gets its files.
+
+    The chief reads or writes the feature cache as a single process would;
+    the others receive the arrays (`distribute.broadcast_from_chief`) and
+    write them under their own cache key, where `fit_head_on_features` then
+    finds them.
+    """
+    from keras_geo import features
+
+    for split, ds in (("train", data.train), ("validation", data.validation)):
+        arrays = None
+        if distribute.is_chief():
+            arrays = features.cached_features(
+                model,
+                ds,
+                batch_size=config.batch_size,
+                cache_dir=cache_dir,
+                dataset_key=config.dataset,
+                split=split,
+                eager=True,
+            )
+        arrays = distribute.broadcast_from_chief(strategy, arrays)
+        if not distribute.is_chief():
+            path, meta = features.cache_file(
+                model, ds, cache_dir=cache_dir, dataset_key=config.dataset, split=split
+            )
+            features.write_cache(path, *arrays, meta)
 
 
 def _phase_callbacks(run_dir, phase):

@@ -17,6 +17,7 @@ from keras_geo.errors import UserError
 
 SUBCOMMAND_MODULES = (
     "data",
+    "data_service",
     "train",
     "evaluate",
     "tune",

@@ -26,6 +26,7 @@ _VALUE_FLAGS = (
     ("--alpha", float, "weight of the expected great-circle distance term"),
     ("--tau-km", float, "haversine label smoothing temperature in km (off by default)"),
     ("--seed", int, "random seed"),
+    ("--data-service", str, "tf.data service dispatcher grpc://HOST:PORT for image epochs"),
 )
 
 
@@ -78,17 +79,21 @@ def add_train_arguments(parser):
     )
     parser.add_argument(
         "--strategy",
-        choices=("default", "mirrored"),
+        choices=("default", "mirrored", "multiworker"),
         default=None,
-        help="mirrored: tf.distribute over all local GPUs",
+        help="mirrored: tf.distribute over all local GPUs; multiworker: over the "
+        "machines of TF_CONFIG (run the same command on each)",
     )
 
 
 def run(args):
-    from keras_geo import training
+    from keras_geo import distribute, training
 
     config = resolve_config(args)
     training.train(config, args.run_dir)
+    if config.strategy == "multiworker" and not distribute.is_chief():
+        print(f"Worker {distribute.task()} done; the chief wrote {args.run_dir}.")
+        return
     _print_summary(args.run_dir)
 
 
