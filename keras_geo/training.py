@@ -80,8 +80,10 @@ def train(
     shared_dir = pathlib.Path(run_dir)
     run_dir = runs.prepare_run_dir(config, distribute.work_dir(run_dir) if multiworker else run_dir)
     keras.utils.set_random_seed(config.seed)
-    fix = distribute.keras_multiworker_fix() if multiworker else contextlib.nullcontext()
-    with _dtype_policy(config.mixed_precision), fix:
+    fix, failure = contextlib.nullcontext(), contextlib.nullcontext()
+    if multiworker:
+        fix, failure = distribute.keras_multiworker_fix(), distribute.peer_failure_as_user_error()
+    with _dtype_policy(config.mixed_precision), fix, failure:
         data = _load_data(config, shard=multiworker)
         runs.write_class_names(run_dir, data.class_names)
         with strategy.scope():

@@ -109,8 +109,9 @@ def _toy(out_path):
         json.dump(results, f)
 
 
-def _train_and_die(run_dir, data_dir, marker):
-    """A worker of the cluster test: 2 cached frozen epochs, 2 fine-tuning steps.
+def _train_and_die(run_dir, data_dir, marker, finetune_steps):
+    """A worker of the cluster tests: 2 cached frozen epochs, then
+    `finetune_steps` steps of one fine-tuning epoch (none if 0).
 
     Worker 1 SIGKILLs itself right after its first epoch, once (`marker`
     records that it did), as a machine failure would.
@@ -132,15 +133,16 @@ def _train_and_die(run_dir, data_dir, marker):
         weights="none",
         image_size=32,
         epochs_frozen=2,
-        epochs_finetune=1,
+        epochs_finetune=1 if int(finetune_steps) else 0,
         batch_size=64,
         strategy="multiworker",
     )
-    training.train(config, run_dir, callbacks=[DieOnce()], verbose=0, steps_per_epoch=2)
+    steps = int(finetune_steps) or None
+    training.train(config, run_dir, callbacks=[DieOnce()], verbose=0, steps_per_epoch=steps)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "toy":
         _toy(sys.argv[2])
     elif sys.argv[1] == "train":
-        _train_and_die(*sys.argv[2:5])
+        _train_and_die(*sys.argv[2:6])

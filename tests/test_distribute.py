@@ -84,38 +84,61 @@ def test_multiworker_without_tf_config_is_a_user_error(monkeypatch):
         distribute.multiworker_strategy()
 
 
-def test_two_workers_train_resume_after_a_kill_and_the_run_exports(synthetic_data_dir, tmp_path):
+def test_two_workers_resume_after_a_kill_and_the_run_exports(synthetic_data_dir, tmp_path):
     """Two TF_CONFIG workers on loopback train one run directory.
 
-    Worker 1 SIGKILLs itself after its first frozen epoch; the chief fails
-    (its peer stopped sending heartbeats); both are restarted with the same
-    TF_CONFIG and finish: no finished epoch is redone, the worker's temp
-    folder is gone, and the run loads, evaluates and exports.
+    The frozen phase (features extracted by the chief, shared with worker 1)
+    for 2 epochs. Worker 1 SIGKILLs itself after its first epoch; the chief
+    fails (its peer stopped sending heartbeats); both are restarted with
+    the same TF_CONFIG and finish: no finished epoch is redone, the worker's
+    temp folder is gone, and the run loads, evaluates and exports.
     """
-    from keras_geo import evaluation, export, runs
+    run_dir = _kill_and_restart(synthetic_data_dir, tmp_path, finetune_steps=0)
+    _check_run(run_dir, tmp_path, phases={"frozen"})
+
+
+@pytest.mark.slow
+def test_two_workers_also_finetune_on_sharded_images(synthetic_data_dir, tmp_path):
+    """As above, plus 2 fine-tuning steps through the image pipeline (ResNet50
+    under the strategy: sharded tf.data input). Slow: 3-6 minutes on 2 shared
+    cores; the toy cluster of the shim test covers `fit` on tf.data input."""
+    run_dir = _kill_and_restart(synthetic_data_dir, tmp_path, finetune_steps=2)
+    assert _epochs(run_dir, "finetune") == [0]
+    _check_run(run_dir, tmp_path, phases={"frozen", "finetune"})
+
+
+def _kill_and_restart(data_dir, tmp_path, finetune_steps):
+    from keras_geo import runs
 
     run_dir, logs = tmp_path / "run", tmp_path / "logs"
     logs.mkdir()
     command = [sys.executable, helpers.__file__, "train"]
-    command += [str(run_dir), synthetic_data_dir, str(logs / "killed")]
+    command += [str(run_dir), data_dir, str(logs / "killed"), str(finetune_steps)]
     configs = helpers.tf_configs(2)
     cluster = [(command, helpers.worker_env(c)) for c in configs]
 
     first = _run_cluster(cluster, logs)
     assert first[1] == -9 and first[0] != 0, helpers.logs(logs)  # killed; chief failed
+    assert "a worker of the TF_CONFIG cluster failed" in helpers.logs(logs)
     assert _epochs(run_dir, "frozen") == [0]
     assert not (run_dir / runs.PHASES_DONE_FILE).exists()
 
     assert _run_cluster(cluster, logs) == [0, 0], helpers.logs(logs)
     assert _epochs(run_dir, "frozen") == [0, 1]  # epoch 0 once: resumed, not redone
-    assert _epochs(run_dir, "finetune") == [0]
-    assert set(runs.phases_done(run_dir)) == {"frozen", "finetune"}
+    return run_dir
+
+
+def _check_run(run_dir, tmp_path, phases):
+    """The chief's run dir is complete and clean, and loads, evaluates, exports."""
+    from keras_geo import evaluation, export, runs
+
+    assert set(runs.phases_done(run_dir)) == phases
     assert not list(run_dir.glob(".worker-*")), "the worker's temp folder is left"
     assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name], "half-written files"
-    assert not (run_dir / "backup" / "frozen").exists()
-
+    assert not list((run_dir / "backup").glob("*/*")), "backups of finished phases"
     model, class_names, config = runs.load_model(run_dir)
     assert config.strategy == "multiworker" and len(class_names) == 20
+    assert runs.metrics_path(run_dir, "test").is_file()
     metrics = evaluation.evaluate(run_dir, "validation", verbose=0)
     assert metrics["num_examples"] == 60
     export.export_saved_model(
