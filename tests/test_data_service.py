@@ -105,3 +105,24 @@ def test_data_service_with_multiworker_is_refused():
 
     with pytest.raises(UserError, match="data_service"):
         TrainConfig(data_service="grpc://h:1", strategy="multiworker")
+
+
+def test_train_fine_tunes_through_the_service(service, synthetic_data_dir, tmp_path):
+    """`keras-geo train --data-service URL`: the image epochs come from the service."""
+    from keras_geo import runs, training
+    from keras_geo.config import TrainConfig
+
+    config = TrainConfig(
+        dataset="geoguessr/synthetic",
+        data_dir=synthetic_data_dir,
+        weights="none",
+        image_size=32,
+        epochs_frozen=0,
+        epochs_finetune=1,
+        batch_size=32,
+        data_service=service,
+    )
+    training.train(config, tmp_path / "run", verbose=0, steps_per_epoch=2)
+    assert [row["epoch"] for row in runs.read_history(tmp_path / "run", "finetune")] == [0]
+    resumed = config.replace(data_service=None)  # same run, local input
+    assert runs.prepare_run_dir(resumed, tmp_path / "run") == tmp_path / "run"

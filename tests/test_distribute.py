@@ -94,7 +94,7 @@ def test_two_workers_resume_after_a_kill_and_the_run_exports(synthetic_data_dir,
     temp folder is gone, and the run loads, evaluates and exports.
     """
     run_dir = _kill_and_restart(synthetic_data_dir, tmp_path, finetune_steps=0)
-    _check_run(run_dir, tmp_path, phases={"frozen"})
+    _check_run(run_dir, tmp_path)
 
 
 @pytest.mark.slow
@@ -104,7 +104,7 @@ def test_two_workers_also_finetune_on_sharded_images(synthetic_data_dir, tmp_pat
     cores; the toy cluster of the shim test covers `fit` on tf.data input."""
     run_dir = _kill_and_restart(synthetic_data_dir, tmp_path, finetune_steps=2)
     assert _epochs(run_dir, "finetune") == [0]
-    _check_run(run_dir, tmp_path, phases={"frozen", "finetune"})
+    _check_run(run_dir, tmp_path)
 
 
 def _kill_and_restart(data_dir, tmp_path, finetune_steps):
@@ -128,11 +128,11 @@ def _kill_and_restart(data_dir, tmp_path, finetune_steps):
     return run_dir
 
 
-def _check_run(run_dir, tmp_path, phases):
+def _check_run(run_dir, tmp_path):
     """The chief's run dir is complete and clean, and loads, evaluates, exports."""
     from keras_geo import evaluation, export, runs
 
-    assert set(runs.phases_done(run_dir)) == phases
+    assert set(runs.phases_done(run_dir)) == {"frozen", "finetune"}
     assert not list(run_dir.glob(".worker-*")), "the worker's temp folder is left"
     assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name], "half-written files"
     assert not list((run_dir / "backup").glob("*/*")), "backups of finished phases"

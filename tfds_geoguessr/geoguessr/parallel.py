@@ -10,7 +10,9 @@ not depend on the number of workers.
 thread drains the iterator): here a semaphore keeps at most `window` items
 in flight, so memory stays bounded for any dataset size. Workers ignore
 SIGINT: Ctrl-C reaches the main process only, which terminates the pool on
-its way out.
+its way out. Workers start from a fork server (one import of the function's
+module per process lifetime, a second or so), never by forking this
+process.
 """
 
 import multiprocessing
@@ -59,10 +61,14 @@ def ordered_map(function, items, num_workers, *, chunksize=CHUNKSIZE):
                     return
             yield item
 
-    # fork: workers start at once and need only PIL (no TensorFlow call is
-    # made in them); spawn would re-import TensorFlow in every worker.
+    # forkserver: workers fork from a clean server process that imported
+    # `function`'s module once. Plain fork would copy this process's
+    # threads' locks (TensorFlow, gRPC) and can deadlock the workers.
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if context.get_start_method() == "forkserver":
+        module = getattr(function, "func", function).__module__
+        context.set_forkserver_preload([module])
     pool = context.Pool(num_workers, initializer=_ignore_sigint)
     try:
         for result in pool.imap(function, feed(), chunksize):
