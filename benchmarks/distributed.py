@@ -25,8 +25,8 @@ import shutil
 import threading
 import time
 
-from keras_geo.bench.fake_kaggle import make_fake_kaggle
-from keras_geo.bench.timing import cpu_model, epoch_timer
+# Only light imports at module level: build workers start from a fork
+# server that re-imports this script (as `__mp_main__`) in every worker.
 
 
 class _TreeCpu:
@@ -89,6 +89,8 @@ def _build(manual_dir, data_dir, num_workers):
 
 def build_benchmark(work_dir, per_country, factors, repeats, cores):
     """Rows: workers 1 vs `cores` at 1x, then `cores` at each factor."""
+    from keras_geo.bench.fake_kaggle import make_fake_kaggle
+
     work_dir = pathlib.Path(work_dir)
     largest = make_fake_kaggle(
         work_dir / f"kaggle-{per_country * max(factors)}",
@@ -125,6 +127,8 @@ def train_benchmark(work_dir, per_country, image_size, batch_size, repeats):
     import tensorflow as tf
 
     from keras_geo import datasets, pipeline
+    from keras_geo.bench.fake_kaggle import make_fake_kaggle
+    from keras_geo.bench.timing import epoch_timer
     from keras_geo.bench.train import build_for_phase
 
     manual = make_fake_kaggle(
@@ -214,6 +218,7 @@ def main():
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
+    from keras_geo.bench.timing import cpu_model
     from tfds_geoguessr.geoguessr.parallel import default_num_workers
 
     cores = default_num_workers()
