@@ -107,8 +107,13 @@ def test_data_service_with_multiworker_is_refused():
         TrainConfig(data_service="grpc://h:1", strategy="multiworker")
 
 
+@pytest.mark.slow
 def test_train_fine_tunes_through_the_service(service, synthetic_data_dir, tmp_path):
-    """`keras-geo train --data-service URL`: the image epochs come from the service."""
+    """`keras-geo train --data-service URL`: the image epochs come from the service.
+
+    Slow (ResNet50 steps, about 1-2 minutes on 2 shared cores); the fast test
+    above shows a Keras `fit` epoch through the service sees the local examples.
+    """
     from keras_geo import runs, training
     from keras_geo.config import TrainConfig
 
