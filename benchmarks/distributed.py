@@ -165,12 +165,21 @@ def train_benchmark(work_dir, per_country, image_size, batch_size, repeats):
 
 
 def markdown(result):
-    build, train = result["build"], result["train"]
-    one, many = build["workers"]
     lines = [
         f"Measured {result['date']} on {result['cores']} cores ({result['cpu']}); "
         f"1-minute load average {result['load_start']:.2f} at the start, "
         f"{result['load_end']:.2f} at the end.",
+    ]
+    if "build" in result:
+        lines += _build_lines(result["build"])
+    if "train" in result:
+        lines += _train_lines(result["train"])
+    return "\n".join(lines) + "\n"
+
+
+def _build_lines(build):
+    one, many = build["workers"]
+    lines = [
         "",
         "| build, 1536x662 frames | images | wall s | images/s | images per CPU-s | ratio |",
         "|---|---|---|---|---|---|",
@@ -192,7 +201,11 @@ def markdown(result):
             f"| {row['factor']}x | {row['images']} | {row['wall_s']:.1f} | "
             f"{row['images'] / first['images']:.2f} | {row['wall_s'] / first['wall_s']:.2f} |"
         )
-    lines += [
+    return lines
+
+
+def _train_lines(train):
+    lines = [
         "",
         f"| fine-tuning epoch, {train['image_size']} px | images | wall s | images/s "
         "| images per CPU-s | ratio |",
@@ -205,7 +218,7 @@ def markdown(result):
             f"{row['images'] / row['wall_s']:.1f} | {row['images'] / row['cpu_s']:.1f} | "
             f"{local['wall_s'] / row['wall_s']:.2f}x |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main():
@@ -217,6 +230,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--parts", default="build,train", help="build, train or both")
     args = parser.parse_args()
     from keras_geo.bench.timing import cpu_model
     from tfds_geoguessr.geoguessr.parallel import default_num_workers
@@ -229,10 +243,15 @@ def main():
         "cpu": cpu_model(),
         "load_start": os.getloadavg()[0],
     }
-    result["build"] = build_benchmark(args.work_dir, args.per_country, factors, args.repeats, cores)
-    result["train"] = train_benchmark(
-        args.work_dir, args.per_country, args.image_size, args.batch_size, args.repeats
-    )
+    parts = args.parts.split(",")
+    if "build" in parts:
+        result["build"] = build_benchmark(
+            args.work_dir, args.per_country, factors, args.repeats, cores
+        )
+    if "train" in parts:
+        result["train"] = train_benchmark(
+            args.work_dir, args.per_country, args.image_size, args.batch_size, args.repeats
+        )
     result["load_end"] = os.getloadavg()[0]
     pathlib.Path(args.out).write_text(markdown(result))
     pathlib.Path(args.out).with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
