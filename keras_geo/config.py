@@ -54,8 +54,10 @@ class TrainConfig:
     flip: bool = _field(True, "random horizontal flip (it swaps the driving side)")
     cache_features: bool = _field(True, "frozen phase on cached backbone features, not images")
     mixed_precision: bool = _field(False, "mixed_float16 compute (for GPUs)")
-    strategy: Literal["default", "mirrored"] = _field(
-        "default", "mirrored: tf.distribute over all local GPUs"
+    strategy: Literal["default", "mirrored", "multiworker"] = _field(
+        "default",
+        "mirrored: tf.distribute over all local GPUs; multiworker: over the machines of "
+        "TF_CONFIG (run the same command on each)",
     )
     seed: int = _field(0, "random seed (weights, augmentation, order of trials)")
     # Beyond the paper: every default below is the paper's recipe.
@@ -71,6 +73,9 @@ class TrainConfig:
     crop_min_area: float = _field(0.08, "smallest random training crop, fraction of the frame area")
     class_weight: Literal[CLASS_WEIGHTS] = _field(
         "none", "loss weight per country: none, balanced (1 / frequency) or sqrt"
+    )
+    data_service: str | None = _field(
+        None, "tf.data service dispatcher grpc://HOST:PORT for image epochs"
     )
 
     def __post_init__(self):
@@ -105,6 +110,16 @@ class TrainConfig:
         )
         self._check("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
         self._check("crop_min_area", 0 < self.crop_min_area <= 1, "in (0, 1]")
+        self._check(
+            "data_service",
+            self.data_service is None or self.data_service.count(":") >= 1,
+            "None or the dispatcher's address grpc://HOST:PORT",
+        )
+        self._check(
+            "data_service",
+            not (self.data_service and self.strategy == "multiworker"),
+            "None with strategy='multiworker' (not supported together yet)",
+        )
 
     def _check(self, name, ok, rule):
         if not ok:

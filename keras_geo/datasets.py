@@ -61,11 +61,13 @@ def build_command(dataset: str, data_dir=None) -> str:
     return command + (f" --data-dir {data_dir}" if data_dir else "")
 
 
-def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False):
+def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False, for_service=False):
     """Returns `split` as an unbatched `tf.data.Dataset` of `(image, label)`.
 
     Images are uint8 `[H, W, 3]` (224x224 for top20/all, 64x64 for
     synthetic), labels int64 indices into `class_names(dataset)`.
+    `for_service`: to be split between tf.data service workers by file
+    (`pipeline.through_service`), so no worker may assert the split's size.
 
     Raises:
         UserError: the dataset was never built in `data_dir`, or `split` is
@@ -76,7 +78,12 @@ def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False):
         raise UserError(
             f"unknown split {split!r} of {dataset}: use one of " + ", ".join(ds_builder.info.splits)
         )
-    return ds_builder.as_dataset(split=split, as_supervised=True, shuffle_files=shuffle_files)
+    import tensorflow_datasets as tfds
+
+    read_config = tfds.ReadConfig(assert_cardinality=not for_service)
+    return ds_builder.as_dataset(
+        split=split, as_supervised=True, shuffle_files=shuffle_files, read_config=read_config
+    )
 
 
 def split_labels(dataset: str, split: str, data_dir=None):
@@ -97,7 +104,9 @@ def class_names(dataset: str, data_dir=None) -> list[str]:
     return list(builder(dataset, data_dir).info.features["label"].names)
 
 
-def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> dict:
+def build(
+    config_name, *, manual_dir=None, data_dir=None, overwrite=False, num_workers=None
+) -> dict:
     """Builds `geoguessr/<config>` and returns its build report.
 
     The dataset is generated in a temporary folder of `data_dir`
@@ -113,6 +122,8 @@ def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> di
             `<data_dir>/downloads/manual`.
         data_dir: TFDS data dir. None: TFDS' default.
         overwrite: Rebuild even if the dataset is already prepared.
+        num_workers: Processes that decode and resize frames while TFDS
+            writes; None: all cores. The built examples do not depend on it.
 
     Returns:
         The report (`build_report.json` in the dataset directory): `num_examples`
@@ -125,8 +136,10 @@ def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> di
             dir that is not writable, or a dataset already built from another
             `manual_dir` (without `overwrite`).
     """
-    from tfds_geoguessr.geoguessr import limits
+    from tfds_geoguessr.geoguessr import limits, parallel
 
+    if num_workers is not None and num_workers < 1:
+        raise UserError(f"--num-workers must be >= 1. Received: {num_workers}")
     ds_builder = builder(config_name, data_dir)
     config = ds_builder.builder_config
     root = pathlib.Path(ds_builder.data_dir_root)
@@ -146,8 +159,10 @@ def build(config_name, *, manual_dir=None, data_dir=None, overwrite=False) -> di
     if not config.synthetic:
         _check_manual_dir(ds_builder, manual_dir)
     tmp_root = root / f"{_INCOMPLETE}{config.name}.{uuid.uuid4().hex}"
+    tmp_builder = builder(config_name, tmp_root)
+    tmp_builder.num_workers = num_workers or parallel.default_num_workers()
     try:
-        _prepare(builder(config_name, tmp_root), manual_dir, root)
+        _prepare(tmp_builder, manual_dir, root)
         _swap(builder(config_name, tmp_root).data_path, ds_builder.data_path, tmp_root)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)

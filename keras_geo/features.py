@@ -40,7 +40,7 @@ from keras_geo.model import backbone, feature_extractor, head
 CACHE_FORMAT = 2  # 2: the key names the backbone
 
 
-def extract_features(model, ds, *, batch_size, verbose="auto"):
+def extract_features(model, ds, *, batch_size, verbose="auto", eager=False):
     """Backbone features of every image of `ds`, in order, with `Model.predict`.
 
     Args:
@@ -48,6 +48,9 @@ def extract_features(model, ds, *, batch_size, verbose="auto"):
         ds: Unbatched `(uint8 image, label)` dataset (not shuffled).
         batch_size: Images per forward pass.
         verbose: Passed to `Model.predict` (0 silent, 1 progress bar, 2 one line).
+        eager: Call the backbone batch by batch in this process instead of
+            `Model.predict`, which under a multi-worker strategy gathers
+            across workers and so cannot run on the chief alone.
 
     Returns:
         `(features float32 [N, D], labels int64 [N])` (D: the backbone's width).
@@ -59,6 +62,13 @@ def extract_features(model, ds, *, batch_size, verbose="auto"):
             (0,), np.int64
         )
     stream = pipeline.eval_dataset(ds, image_size=image_size, batch_size=batch_size)
+    if eager:
+        batches = [
+            (np.asarray(extractor(images), np.float32), np.asarray(labels, np.int64))
+            for images, labels in stream
+        ]
+        features, labels = zip(*batches, strict=True)
+        return np.concatenate(features), np.concatenate(labels).reshape(-1)
     features, labels = extractor.predict(stream, verbose=keras_verbose(verbose))
     return np.asarray(features, np.float32), np.asarray(labels, np.int64).reshape(-1)
 
@@ -100,12 +110,20 @@ def cache_key(model, ds, *, dataset_key, split):
 
 
 def cached_features(
-    model, ds, *, batch_size, cache_dir=None, dataset_key=None, split="train", verbose="auto"
+    model,
+    ds,
+    *,
+    batch_size,
+    cache_dir=None,
+    dataset_key=None,
+    split="train",
+    verbose="auto",
+    eager=False,
 ):
     """`extract_features`, read from or written to `cache_dir` when given.
 
     Args:
-        model, ds, batch_size, verbose: As `extract_features`.
+        model, ds, batch_size, verbose, eager: As `extract_features`.
         cache_dir: Directory of `.npz` files, or None (compute, keep nothing).
         dataset_key: Names the dataset (name, version, data dir) in the key;
             the key also holds the split, the number of examples and the
@@ -117,18 +135,30 @@ def cached_features(
         `(features float32 [N, D], labels int64 [N])` (D: the backbone's width).
     """
     if cache_dir is None:
-        return extract_features(model, ds, batch_size=batch_size, verbose=verbose)
-    digest, meta = cache_key(model, ds, dataset_key=dataset_key, split=split)
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(split))
-    path = os.path.join(cache_dir, f"features-{slug}-{digest}.npz")
+        return extract_features(model, ds, batch_size=batch_size, verbose=verbose, eager=eager)
+    path, meta = cache_file(model, ds, cache_dir=cache_dir, dataset_key=dataset_key, split=split)
     if os.path.exists(path):
         with np.load(path) as data:
             if json.loads(str(data["meta"])) == meta:
                 return data["features"], data["labels"]
-    features, labels = extract_features(model, ds, batch_size=batch_size, verbose=verbose)
+    features, labels = extract_features(
+        model, ds, batch_size=batch_size, verbose=verbose, eager=eager
+    )
+    write_cache(path, features, labels, meta)
+    return features, labels
+
+
+def cache_file(model, ds, *, cache_dir, dataset_key=None, split="train"):
+    """Returns `(path, meta)` of the cache file of `ds` features under `cache_dir`."""
+    digest, meta = cache_key(model, ds, dataset_key=dataset_key, split=split)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(split))
+    return os.path.join(cache_dir, f"features-{slug}-{digest}.npz"), meta
+
+
+def write_cache(path, features, labels, meta):
+    """Writes a cache file atomically: a crash never leaves a half-written one."""
     with paths.atomic_write(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, features=features, labels=labels, meta=json.dumps(meta, sort_keys=True))
-    return features, labels
 
 
 def compiled_head(model):

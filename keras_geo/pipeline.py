@@ -279,6 +279,31 @@ def _augment_map(ds, image_size, flip, deterministic, min_area):
     return ds.map(_map, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
 
+def through_service(ds, service, *, job_name=None):
+    """Moves the work of `ds` (decoding, augmentation, batching) to a tf.data service.
+
+    `processing_mode="distributed_epoch"`: the service's workers split the
+    source between them, so each example is produced once per epoch, as
+    without the service (`"parallel_epochs"` would have every worker
+    produce the whole epoch). The split is by file, so load TFDS splits
+    with `datasets.load_split(..., for_service=True)`. Workers read the
+    dataset files at the paths this process sees.
+
+    Args:
+        ds: Any dataset, e.g. from `train_dataset`.
+        service: The dispatcher's address, `grpc://HOST:PORT`.
+        job_name: Consumers naming the same job share its epoch (e.g. the
+            workers of a multi-worker run); None: a job of their own.
+    """
+    if "://" not in service:
+        service = f"grpc://{service}"
+    return ds.apply(
+        tf.data.experimental.service.distribute(
+            processing_mode="distributed_epoch", service=service, job_name=job_name
+        )
+    ).prefetch(tf.data.AUTOTUNE)
+
+
 def eval_dataset(ds, *, image_size, batch_size):
     """Resized (no augmentation), batched, prefetched evaluation stream, in order.
 

@@ -52,8 +52,9 @@ TRAINING_OUTPUTS = (
     "plots",
     "features",
 )
-# Fields that say where things are, not what is trained: may change on resume.
-_LOCATION_FIELDS = ("data_dir",)
+# Fields that say where things are or run, not what is trained: may change on
+# resume (the data service feeds the same examples each epoch as local input).
+_LOCATION_FIELDS = ("data_dir", "data_service")
 
 
 def history_path(run_dir, phase):
@@ -150,7 +151,7 @@ def has_trained(run_dir):
 
 
 def config_diff(stored, requested):
-    """Lists `"field: stored -> requested"` for fields that differ (not data_dir).
+    """Lists `"field: stored -> requested"` for fields that differ (not data_dir, data_service).
 
     Args:
         stored: A `TrainConfig`, or a dict of settings (a missing key is None).

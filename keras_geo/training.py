@@ -22,16 +22,23 @@ the phase with the best validation accuracy (normally `finetune`; recorded in
 `model.json`). An interrupted phase resumes at its
 last finished epoch (`keras.callbacks.BackupAndRestore`). See
 `keras_geo.runs` for the run directory layout.
+
+With `strategy="multiworker"` every worker of the `TF_CONFIG` cluster runs
+`train` with the same arguments; the chief writes the run directory, the
+others a temporary folder (`keras_geo.distribute`), and the chief alone
+extracts the frozen phase's features and shares them.
 """
 
+import contextlib
 import dataclasses
 import math
+import pathlib
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_geo import checkpoints, datasets, evaluation, features, pipeline, runs
+from keras_geo import checkpoints, datasets, distribute, evaluation, features, pipeline, runs
 from keras_geo import model as model_lib
 from keras_geo.config import PHASES
 from keras_geo.console import keras_verbose
@@ -76,30 +83,44 @@ def train(
     """
 
     verbose = keras_verbose(verbose)
+    # First: a multi-worker strategy must exist before any other TF op.
+    strategy = make_strategy(config.strategy)
+    multiworker = distribute.is_multiworker(strategy)
+    chief = distribute.is_chief() if multiworker else True
+    shared_dir = pathlib.Path(run_dir)
+    run_dir = distribute.work_dir(run_dir) if multiworker else shared_dir
     runs.check_run_dir(config, run_dir, overwrite=overwrite)
     keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config.strategy)
-    data = _load_data(config)
-    with strategy.scope():
-        # Built before the run directory exists: a weights file that does
-        # not fit the backbone leaves nothing behind.
-        model = build_model(config, data.class_names)
-        run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
-        runs.write_class_names(run_dir, data.class_names)
-        _restore_weights(model, run_dir)
-        for phase in PHASES:
-            if phase in runs.phases_done(run_dir):
-                continue
-            fit_kwargs = dict(
-                callbacks=callbacks,
-                verbose=verbose,
-                steps_per_epoch=steps_per_epoch,
-                cache_dir=feature_cache_dir or run_dir / "features",
-            )
-            _run_phase(model, phase, config, data, run_dir, fit_kwargs)
-        _keep_best_phase(model, run_dir)
-    runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
-    evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
+    fix, failure = contextlib.nullcontext(), contextlib.nullcontext()
+    if multiworker:
+        fix, failure = distribute.keras_multiworker_fix(), distribute.peer_failure_as_user_error()
+    with fix, failure:
+        data = _load_data(config, shard=multiworker)
+        with strategy.scope():
+            # Built before the run directory exists: a weights file that does
+            # not fit the backbone leaves nothing behind.
+            model = build_model(config, data.class_names)
+            run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
+            runs.write_class_names(run_dir, data.class_names)
+            _restore_weights(model, run_dir)
+            for phase in PHASES:
+                if phase in runs.phases_done(run_dir):
+                    continue
+                fit_kwargs = dict(
+                    callbacks=callbacks,
+                    verbose=verbose,
+                    steps_per_epoch=steps_per_epoch,
+                    cache_dir=feature_cache_dir or run_dir / "features",
+                )
+                if multiworker and phase == "frozen" and config.cache_features:
+                    _share_features(model, config, data, fit_kwargs["cache_dir"], strategy)
+                _run_phase(model, phase, config, data, run_dir, fit_kwargs)
+            _keep_best_phase(model, run_dir)
+        if not chief:
+            distribute.remove_work_dir(shared_dir)
+            return model
+        runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
+        evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
     return model
 
 
@@ -227,18 +248,31 @@ def make_strategy(name):
 
     `"mirrored"` replicates over every local GPU, or, with none, over every
     logical CPU device (one replica on a plain CPU machine).
+    `"multiworker"`: `MultiWorkerMirroredStrategy` over the `TF_CONFIG`
+    cluster (`keras_geo.distribute`).
     """
 
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multiworker":
+        return distribute.multiworker_strategy()
     devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
-def _load_data(config):
+def _load_data(config, shard=False):
+    """The splits; `shard`: the strategy shards them by element (multi-worker)."""
+
+    def load(split):
+        service = bool(config.data_service) and split == "train"
+        ds = datasets.load_split(
+            config.dataset, split, data_dir=config.data_dir, for_service=service
+        )
+        return distribute.shard_by_element(ds) if shard else ds
+
     return _Data(
-        train=datasets.load_split(config.dataset, "train", data_dir=config.data_dir),
-        validation=datasets.load_split(config.dataset, "validation", data_dir=config.data_dir),
+        train=load("train"),
+        validation=load("validation"),
         class_names=datasets.class_names(config.dataset, data_dir=config.data_dir),
     )
 
@@ -329,6 +363,8 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
         seed=config.seed,
         min_area=config.crop_min_area,
     )
+    if config.data_service:
+        train_ds = pipeline.through_service(train_ds, config.data_service)
     val_ds = pipeline.eval_dataset(
         data.validation, image_size=config.image_size, batch_size=config.batch_size
     )
@@ -357,6 +393,34 @@ def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose, cl
         verbose=verbose,
         class_weight=class_weight,
     )
+
+
+def _share_features(model, config, data, cache_dir, strategy):
+    """Multi-worker frozen phase: the chief extracts, every worker gets its files.
+
+    The chief reads or writes the feature cache as a single process would;
+    the others receive the arrays (`distribute.broadcast_from_chief`) and
+    write them under their own cache key, where `fit_head_on_features` then
+    finds them.
+    """
+    for split, ds in (("train", data.train), ("validation", data.validation)):
+        arrays = None
+        if distribute.is_chief():
+            arrays = features.cached_features(
+                model,
+                ds,
+                batch_size=config.batch_size,
+                cache_dir=cache_dir,
+                dataset_key=config.dataset,
+                split=split,
+                eager=True,
+            )
+        arrays = distribute.broadcast_from_chief(strategy, arrays)
+        if not distribute.is_chief():
+            path, meta = features.cache_file(
+                model, ds, cache_dir=cache_dir, dataset_key=config.dataset, split=split
+            )
+            features.write_cache(path, *arrays, meta)
 
 
 def _phase_callbacks(run_dir, phase):

@@ -72,8 +72,12 @@ def test_overwrite_from_a_source_that_crashes_midway_keeps_the_dataset(
     original = gdb.encode_example
     monkeypatch.setattr(gdb, "encode_example", crash_on_tenth)
     with pytest.raises(RuntimeError, match="source disappeared"):
-        datasets.build(
-            "top20", manual_dir=_source(tmp_path / "m"), data_dir=data_dir, overwrite=True
+        datasets.build(  # One worker: the patched function runs in this process.
+            "top20",
+            manual_dir=_source(tmp_path / "m"),
+            data_dir=data_dir,
+            overwrite=True,
+            num_workers=1,
         )
     assert _file_names(data_dir) == before
     assert _leftovers(data_dir) == []

@@ -16,6 +16,13 @@ def add_parser(subparsers):
         "folders (default: DATA_DIR/downloads/manual; not needed for synthetic)",
     )
     build.add_argument("--overwrite", action="store_true", help="rebuild if already built")
+    build.add_argument(
+        "--num-workers",
+        type=int,
+        default=None,
+        help="processes decoding and resizing frames (default: all cores; "
+        "the result does not depend on it)",
+    )
     build.set_defaults(func=run_build)
 
     info = actions.add_parser(
@@ -39,6 +46,7 @@ def run_build(args):
         manual_dir=args.manual_dir,
         data_dir=args.data_dir,
         overwrite=args.overwrite,
+        num_workers=args.num_workers,
     )
     print(format_summary(f"geoguessr/{args.config}", report))
 

@@ -21,6 +21,7 @@ _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
 
 SUBCOMMAND_MODULES = (
     "data",
+    "data_service",
     "train",
     "evaluate",
     "tune",

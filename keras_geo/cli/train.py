@@ -40,10 +40,13 @@ def add_train_arguments(parser):
 
 
 def run(args):
-    from keras_geo import training
+    from keras_geo import distribute, training
 
     config = resolve_config(args)
     training.train(config, args.run_dir, overwrite=args.overwrite)
+    if config.strategy == "multiworker" and not distribute.is_chief():
+        print(f"Worker {distribute.task()} done; the chief wrote {args.run_dir}.")
+        return
     _print_summary(args.run_dir)
 
 

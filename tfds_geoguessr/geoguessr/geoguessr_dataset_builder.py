@@ -6,6 +6,7 @@ next to this file for the split, size and bad-input rules.
 """
 
 import collections
+import functools
 import io
 import json
 import zipfile
@@ -15,7 +16,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image, UnidentifiedImageError
 
-from tfds_geoguessr.geoguessr import layout, limits, splits
+from tfds_geoguessr.geoguessr import layout, limits, parallel, splits
 
 KAGGLE_ID = "ubitquitin/geolocation-geoguessr-images-50k"
 REPORT_NAME = "build_report.json"
@@ -82,6 +83,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         ),
     ]
     DEFAULT_CONFIG_NAME = "top20"
+    # Processes that decode, convert and resize frames while TFDS writes
+    # (`keras_geo.datasets.build` sets it; 1: all in this process). The
+    # examples do not depend on it.
+    num_workers = 1
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
 Download the Kaggle dataset `{KAGGLE_ID}` (about 6.8 GB; needs a Kaggle account
 and API token, see https://www.kaggle.com/docs/api):
@@ -165,13 +170,10 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
         max_pixels = limits.max_pixels()
         counts = self._report["per_country"][split]
         with layout.reader(source) as read:
-            for entry in entries:
-                try:
-                    data = read(entry)
-                except _DECODE_ERRORS as error:
-                    data, reason = None, _undecodable(error)
-                if data is not None:
-                    image, reason = encode_example(data, size, max_pixels)
+            frames = (_read(read, entry) for entry in entries)
+            convert = functools.partial(convert_frame, size=size, max_pixels=max_pixels)
+            converted = parallel.ordered_map(convert, frames, self.num_workers)
+            for entry, (image, reason) in zip(entries, converted, strict=True):
                 if reason:
                     self._report["skipped"].append({"file": entry.file_name, "reason": reason})
                     continue
@@ -205,6 +207,26 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
             image = Image.fromarray(np.asarray(draw_scene(country, rng, size), np.uint8))
             counts[country] += 1
             yield key, {"image": encode_jpeg(image), "label": country, "file_name": key}
+
+
+def _read(read, entry):
+    """`(bytes, None)` of a source entry, or `(None, reason)` if it cannot be read."""
+    try:
+        return read(entry), None
+    except _DECODE_ERRORS as error:
+        return None, _undecodable(error)
+
+
+def convert_frame(frame, size: int, max_pixels: int):
+    """`encode_example` of a `(bytes, read_error)` frame from `_read`.
+
+    The per-file work of a build (decode, convert, resize, encode); runs in
+    a worker process when the build has several.
+    """
+    data, reason = frame
+    if reason:
+        return None, reason
+    return encode_example(data, size, max_pixels)
 
 
 def encode_example(data: bytes, size: int, max_pixels: int):

@@ -1,0 +1,133 @@
+"""`--data-service`: a dispatcher and two tf.data service workers feed training."""
+
+import collections
+import socket
+import sys
+import time
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+import multiworker_helpers as helpers  # noqa: E402
+
+START_TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    """`keras-geo data-service` dispatcher + 2 workers as processes; yields the address."""
+    tmp_path = tmp_path_factory.mktemp("service")
+    ports = helpers.free_ports(3)
+    cli = [sys.executable, "-m", "keras_geo.cli.main", "data-service"]
+    dispatcher = f"127.0.0.1:{ports[0]}"
+    commands = [cli + ["dispatcher", "--port", str(ports[0])]]
+    commands += [cli + ["worker", "--port", str(p), "--dispatcher", dispatcher] for p in ports[1:]]
+    env = helpers.worker_env("")
+    with helpers.processes([(c, env) for c in commands], tmp_path) as started:
+        for port in ports:
+            _wait_for_port(port, started, tmp_path)
+        yield f"grpc://{dispatcher}"
+
+
+def _wait_for_port(port, started, log_dir):
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in started):
+            pytest.fail("a service process exited\n" + helpers.logs(log_dir))
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    pytest.fail(f"port {port} not listening\n" + helpers.logs(log_dir))
+
+
+def _train_split(data_dir):
+    from keras_geo import datasets
+
+    return datasets.load_split("synthetic", "train", data_dir=data_dir, for_service=True)
+
+
+def _seen_in_one_fit_epoch(ds):
+    """(label, pixel sum) of every example a Keras `fit` epoch trains on."""
+    import keras
+
+    seen = []
+
+    class Recorder(keras.Model):
+        def train_step(self, data):
+            images, labels = data
+            sums = np.asarray(images).reshape(len(images), -1).sum(axis=1)
+            seen.extend(zip(np.asarray(labels).tolist(), np.round(sums, 1).tolist(), strict=True))
+            return super().train_step(data)
+
+    inputs = keras.Input((32, 32, 3))
+    model = Recorder(inputs, keras.layers.Dense(20)(keras.layers.GlobalAveragePooling2D()(inputs)))
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.run_eagerly = True
+    model.fit(ds, epochs=1, verbose=0)
+    return collections.Counter(seen)
+
+
+def test_service_feeds_a_training_epoch_with_the_local_examples(service, synthetic_data_dir):
+    from keras_geo import pipeline
+
+    local = pipeline.eval_dataset(_train_split(synthetic_data_dir), image_size=32, batch_size=32)
+    served = pipeline.through_service(local, service)
+    expected = _seen_in_one_fit_epoch(local)
+    assert sum(expected.values()) == 880
+    assert _seen_in_one_fit_epoch(served) == expected
+
+
+def test_augmented_stream_gives_each_example_once_per_epoch(service, synthetic_data_dir):
+    from keras_geo import pipeline
+
+    split = _train_split(synthetic_data_dir)
+    expected = collections.Counter(int(label) for _, label in split.as_numpy_iterator())
+    stream = pipeline.train_dataset(split, image_size=32, batch_size=64, seed=0)
+    served = pipeline.through_service(stream, service)
+    for _ in range(2):  # every epoch, not only the first
+        labels = np.concatenate([labels for _, labels in served.as_numpy_iterator()])
+        assert collections.Counter(labels.tolist()) == expected
+
+
+def test_data_service_is_not_part_of_the_run_identity():
+    from keras_geo import runs
+    from keras_geo.config import TrainConfig
+
+    stored = TrainConfig()
+    assert runs.config_diff(stored, stored.replace(data_service="grpc://host:5050")) == []
+
+
+def test_data_service_with_multiworker_is_refused():
+    from keras_geo.config import TrainConfig
+    from keras_geo.errors import UserError
+
+    with pytest.raises(UserError, match="data_service"):
+        TrainConfig(data_service="grpc://h:1", strategy="multiworker")
+
+
+@pytest.mark.slow
+def test_train_fine_tunes_through_the_service(service, synthetic_data_dir, tmp_path):
+    """`keras-geo train --data-service URL`: the image epochs come from the service.
+
+    Slow (ResNet50 steps, about 1-2 minutes on 2 shared cores); the fast test
+    above shows a Keras `fit` epoch through the service sees the local examples.
+    """
+    from keras_geo import runs, training
+    from keras_geo.config import TrainConfig
+
+    config = TrainConfig(
+        dataset="geoguessr/synthetic",
+        data_dir=synthetic_data_dir,
+        weights="none",
+        image_size=32,
+        epochs_frozen=0,
+        epochs_finetune=1,
+        batch_size=32,
+        data_service=service,
+    )
+    training.train(config, tmp_path / "run", verbose=0, steps_per_epoch=2)
+    assert [row["epoch"] for row in runs.read_history(tmp_path / "run", "finetune")] == [0]
+    resumed = config.replace(data_service=None)  # same run, local input
+    assert runs.prepare_run_dir(resumed, tmp_path / "run") == tmp_path / "run"
