@@ -93,7 +93,10 @@ class TrainConfig:
         self._check("alpha", self.alpha >= 0, ">= 0")
         self._check("tau_km", self.tau_km is None or self.tau_km > 0, "> 0 or None")
         for name in ("loss", "strategy", "backbone", "lr_schedule", "class_weight"):
-            self._check(name, getattr(self, name) in choices(name), f"one of {choices(name)}")
+            allowed = choices(name)
+            self._check(
+                name, getattr(self, name) in allowed, "one of " + ", ".join(map(repr, allowed))
+            )
         self._check("seed", self.seed >= 0, ">= 0")
         object.__setattr__(self, "finetune_stages", str(self.finetune_stages))
         stages = backbones.BACKBONES.get(self.backbone).num_stages

@@ -34,8 +34,15 @@ SUBCOMMAND_MODULES = (
 )
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Reports a bad flag in one line (argparse prints its whole usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="keras-geo",
         description="Name the country of a GeoGuessr screenshot.",
     )
