@@ -346,5 +346,7 @@ def test_bench_train_backbones_side_by_side(capsys, tmp_path):
     records = json.loads(out.read_text())["records"]
     assert [r["backbone"] for r in records] == ["vgg16", "efficientnetv2b0"]
     assert records[0]["parameters"] > records[1]["parameters"] > 0  # 14.7 M vs 5.9 M
-    assert main([*argv, "--backbone", "resnet5"]) != 0
-    assert "unknown backbone 'resnet5'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--backbone", "resnet5"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'resnet5'" in capsys.readouterr().err

@@ -29,10 +29,13 @@ class Batcher:
         predictor: a `keras_geo.predict` predictor (`probabilities_batch(list of bytes)`).
         max_batch: most images per model call; 1 turns batching off.
 
-    Example:
-        >>> batcher = Batcher(predictor, max_batch=8)
-        >>> batcher.probabilities(open("shot.jpg", "rb").read()).shape
-        (20,)
+    Example (a stand-in predictor that gives each image its length):
+        >>> class Lengths:
+        ...     def probabilities_batch(self, images):
+        ...         return [[len(image)] for image in images]
+        >>> batcher = Batcher(Lengths(), max_batch=8)
+        >>> batcher.probabilities(b"abc").tolist()
+        [3]
         >>> batcher.close()
     """
 
