@@ -16,7 +16,15 @@ import json
 import pathlib
 import re
 
-from keras_geo import runs
+import matplotlib.pyplot as plt
+import numpy as np
+
+from keras_geo import (
+    experiments,
+    plots,  # noqa: F401 (selects the Agg backend)
+    runs,
+    training,
+)
 from keras_geo.errors import UserError
 
 COLUMNS = (
@@ -54,8 +62,6 @@ def parse_variant(text, common=None):
     Raises:
         UserError: unknown experiment, field or value.
     """
-    from keras_geo import experiments
-
     name, _, rest = text.partition(":")
     overrides = {}
     for item in filter(None, rest.split(",")):
@@ -108,8 +114,6 @@ def run(variants, out_dir, *, verbose="auto", train_kwargs=None):
     Returns:
         The comparison rows (dicts with `COLUMNS`).
     """
-    from keras_geo import training
-
     out_dir = pathlib.Path(out_dir)
     slugs = [variant.slug for variant in variants]
     if len(set(slugs)) != len(slugs):
@@ -160,11 +164,6 @@ def markdown_table(rows):
 
 
 def _bar_chart(rows, path):
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from keras_geo import plots  # noqa: F401 (selects the Agg backend)
-
     panels = (*_PERCENT, "geoguessr_score")
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 0.5 * len(rows) + 2))
     y = np.arange(len(rows))

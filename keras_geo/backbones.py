@@ -14,6 +14,8 @@ LayerNormalization belong to their last stage).
 
 import dataclasses
 
+from keras_geo.errors import UserError
+
 WEIGHTS_ROOT = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
@@ -57,7 +59,7 @@ class BackboneSpec:
 
     def build(self, image_size):
         """Returns the backbone with random weights: image -> pooled features."""
-        import keras
+        import keras  # Lazy: the CLI imports this module at start-up; keeps it free of Keras.
 
         kwargs = dict(include_top=False, weights=None, input_shape=(image_size, image_size, 3))
         if self.preprocessing == "builtin":
@@ -133,8 +135,6 @@ def get(name):
     Raises:
         UserError: `name` is not one of `NAMES`.
     """
-    from keras_geo.errors import UserError
-
     if name not in BACKBONES:
         raise UserError(f"unknown backbone {name!r}; use one of {', '.join(NAMES)}")
     return BACKBONES[name]

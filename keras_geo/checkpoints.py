@@ -16,6 +16,7 @@ import json
 import os
 import pathlib
 
+import h5py
 import keras
 import numpy as np
 
@@ -50,8 +51,6 @@ def _closing_h5_on_error():
     try:
         yield
     except StorageError:
-        import h5py
-
         for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
             with contextlib.suppress(Exception):  # The flush of a full disk fails again.
                 h5py.File(file_id).close()

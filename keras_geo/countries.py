@@ -35,6 +35,7 @@ import functools
 import os
 
 import numpy as np
+from countryinfo import CountryInfo
 
 from keras_geo.errors import UserError
 
@@ -102,8 +103,7 @@ class Country:
 
 
 def _from_countryinfo(name):
-    from countryinfo import CountryInfo  # Loads ~250 JSON files once.
-
+    # The first CountryInfo loads ~250 JSON files, once.
     info = CountryInfo(_COUNTRYINFO_ALIASES.get(name, name))
     point = _POINTS.get(name) or info.latlng() or info.capital_latlng()
     return Country(

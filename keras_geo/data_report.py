@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow_datasets as tfds  # noqa: E402
 
 from keras_geo import datasets, paths  # noqa: E402
 
@@ -25,8 +26,6 @@ SPLITS = ("train", "validation", "test")
 
 def split_counts(dataset: str, data_dir=None) -> dict:
     """`{split: int array [C]}`: images per class, read without decoding images."""
-    import tensorflow_datasets as tfds
-
     ds_builder = datasets.prepared_builder(dataset, data_dir)
     num_classes = ds_builder.info.features["label"].num_classes
     counts = {}

@@ -13,8 +13,13 @@ import pathlib
 import shutil
 import uuid
 
+import numpy as np
+import tensorflow_datasets as tfds
+
 from keras_geo import paths
 from keras_geo.errors import StorageError, UserError
+from tfds_geoguessr.geoguessr import layout, limits, parallel
+from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder, BuildError, read_labels
 
 DATASET_NAME = "geoguessr"
 CONFIGS = ("top20", "all", "synthetic")
@@ -34,8 +39,6 @@ def config_of(dataset: str) -> str:
 
 def builder(dataset: str, data_dir=None):
     """The TFDS builder of `dataset` (not necessarily prepared)."""
-    from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder
-
     return Builder(config=config_of(dataset), data_dir=_str(data_dir), file_format="tfrecord")
 
 
@@ -78,8 +81,6 @@ def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False, 
         raise UserError(
             f"unknown split {split!r} of {dataset}: use one of " + ", ".join(ds_builder.info.splits)
         )
-    import tensorflow_datasets as tfds
-
     read_config = tfds.ReadConfig(assert_cardinality=not for_service)
     return ds_builder.as_dataset(
         split=split, as_supervised=True, shuffle_files=shuffle_files, read_config=read_config
@@ -88,9 +89,6 @@ def load_split(dataset: str, split: str, data_dir=None, *, shuffle_files=False, 
 
 def split_labels(dataset: str, split: str, data_dir=None):
     """Returns the int64 labels of `split`, in order, without decoding images."""
-    import numpy as np
-    import tensorflow_datasets as tfds
-
     ds_builder = prepared_builder(dataset, data_dir)
     ds = ds_builder.as_dataset(
         split=split, decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False
@@ -136,8 +134,6 @@ def build(
             dir that is not writable, or a dataset already built from another
             `manual_dir` (without `overwrite`).
     """
-    from tfds_geoguessr.geoguessr import limits, parallel
-
     if num_workers is not None and num_workers < 1:
         raise UserError(f"--num-workers must be >= 1. Received: {num_workers}")
     ds_builder = builder(config_name, data_dir)
@@ -170,10 +166,6 @@ def build(
 
 
 def _prepare(ds_builder, manual_dir, data_dir):
-    import tensorflow_datasets as tfds
-
-    from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import BuildError
-
     download_config = tfds.download.DownloadConfig(manual_dir=_str(manual_dir))
     try:
         ds_builder.download_and_prepare(download_config=download_config)
@@ -241,9 +233,6 @@ def ensure_synthetic(data_dir=None) -> str:
 
 def _check_manual_dir(ds_builder, manual_dir):
     """UserError with the download instructions unless the manual dir has the data."""
-    from tfds_geoguessr.geoguessr import layout
-    from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import read_labels
-
     try:
         layout.locate(manual_dir, read_labels("labels_all.txt"))
     except layout.LayoutError as error:

@@ -22,6 +22,10 @@ import os
 import pathlib
 import shutil
 
+import keras
+import numpy as np
+import tensorflow as tf
+
 from keras_geo.errors import UserError
 
 # A collective waiting longer than this for a dead worker fails the step.
@@ -71,8 +75,6 @@ def multiworker_strategy():
     Create it before any other TensorFlow op of the process (the collective
     runtime is configured at start-up).
     """
-    import tensorflow as tf
-
     if not tf_config():
         raise UserError(
             "--strategy multiworker needs TF_CONFIG describing the cluster, e.g. "
@@ -84,8 +86,6 @@ def multiworker_strategy():
 
 
 def is_multiworker(strategy):
-    import tensorflow as tf
-
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
@@ -118,8 +118,6 @@ def peer_failure_as_user_error():
     A collective waiting on a dead worker fails with `UnavailableError`
     (heartbeats stopped) or `DeadlineExceededError` (COLLECTIVE_TIMEOUT_S).
     """
-    import tensorflow as tf
-
     try:
         yield
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
@@ -137,8 +135,6 @@ def shard_by_element(ds):
     TFDS writes few files per split, often fewer than workers, so sharding
     by file (tf.data's default) would leave workers without data.
     """
-    import tensorflow as tf
-
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options)
@@ -152,8 +148,6 @@ def serve_dispatcher(port, *, work_dir=None):
         work_dir: where the dispatcher journals its state so a restarted
             one picks up its jobs (None: in memory only).
     """
-    import tensorflow as tf
-
     config = tf.data.experimental.service.DispatcherConfig(
         port=port, work_dir=work_dir, fault_tolerant_mode=work_dir is not None
     )
@@ -164,8 +158,6 @@ def serve_dispatcher(port, *, work_dir=None):
 
 def serve_worker(dispatcher, port):
     """Runs a tf.data service worker of `dispatcher` ("host:port") until killed."""
-    import tensorflow as tf
-
     dispatcher = dispatcher.split("://", 1)[-1]
     config = tf.data.experimental.service.WorkerConfig(dispatcher_address=dispatcher, port=port)
     server = tf.data.experimental.service.WorkerServer(config)
@@ -186,8 +178,6 @@ def broadcast_from_chief(strategy, arrays):
     Returns:
         The chief's arrays (dtypes and shapes kept), on every worker.
     """
-    import numpy as np
-    import tensorflow as tf
 
     def all_sum(values):
         return strategy.reduce("SUM", tf.constant(values, tf.float32), axis=None).numpy()
@@ -243,8 +233,6 @@ def keras_multiworker_fix(parts=_SHIM_PARTS):
         parts: which halves of the fix to apply ("build", "logs"); tests
             apply one at a time to show each is still needed.
     """
-    import keras
-
     patches = {}
     if "build" in parts:
         patches["_maybe_symbolic_build"] = _build_on_local_batch(keras.Model._maybe_symbolic_build)
@@ -266,8 +254,6 @@ def keras_multiworker_fix(parts=_SHIM_PARTS):
 
 def _build_on_local_batch(upstream):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        import keras
-
         if iterator is not None:
             strategy = self.distribute_strategy
             for _, _, batches in iterator:
@@ -283,8 +269,6 @@ def _build_on_local_batch(upstream):
 
 def _rank1_logs(upstream):
     def step(self, data):
-        import keras
-
         logs = upstream(self, data)
         return keras.tree.map_structure(lambda v: keras.ops.reshape(v, [1]), logs)
 

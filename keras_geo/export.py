@@ -41,8 +41,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_geo import __version__
+from keras_geo import __version__, countries, pipeline
 from keras_geo.errors import UserError
+from keras_geo.tta import with_test_time_views
 from tfds_geoguessr.geoguessr import limits
 
 METADATA_DIR = "assets.extra"
@@ -127,8 +128,6 @@ def _int32(value):
 
 
 def _resize(image, image_size):
-    from keras_geo import pipeline
-
     image = pipeline.resize_for_eval(image, image_size=image_size)
     return tf.ensure_shape(tf.cast(image, tf.float32), [image_size, image_size, 3])
 
@@ -232,9 +231,6 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
     Returns:
         `out_dir` as a `pathlib.Path`.
     """
-    from keras_geo import countries
-    from keras_geo.tta import with_test_time_views
-
     class_names = [str(name) for name in class_names]
     _validate(model, class_names, image_size, top_k)
     try:

@@ -34,6 +34,7 @@ from keras import ops
 from keras_geo import backbones
 from keras_geo.config import MIN_IMAGE_SIZE, PHASES
 from keras_geo.errors import UserError
+from keras_geo.metrics import BalancedAccuracy, MeanGreatCircleError
 
 # Caffe-style ImageNet channel means, BGR order (keras.applications.resnet50).
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -293,8 +294,6 @@ def compile_model(
         keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
         keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy"),
     ]
-    from keras_geo.metrics import BalancedAccuracy, MeanGreatCircleError
-
     metrics.insert(1, BalancedAccuracy(num_classes))
     if class_names is not None:
         metrics.append(MeanGreatCircleError(list(class_names)))

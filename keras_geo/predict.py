@@ -17,7 +17,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from keras_geo import countries, runs
 from keras_geo.errors import UserError, one_line
+from keras_geo.export import decode_image, read_metadata
+from keras_geo.tta import check_views, with_test_time_views
+from tfds_geoguessr.geoguessr import limits
 
 # File signatures of the formats `tf.io.decode_image` reads (WebP: RIFF....WEBP).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
@@ -34,8 +38,6 @@ class SavedModelPredictor:
     """
 
     def __init__(self, path, tta=None):
-        from keras_geo.export import read_metadata
-
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as error:  # noqa: BLE001 (any load failure is the user's file)
@@ -71,8 +73,6 @@ class KerasPredictor:
     """Decodes and resizes as the export does, then calls the Keras model."""
 
     def __init__(self, model, class_names, image_size, tta=1):
-        from keras_geo.tta import with_test_time_views
-
         self.model = with_test_time_views(model, tta)
         self.tta = tta
         self.class_names = list(class_names)
@@ -95,14 +95,10 @@ class KerasPredictor:
 
     def pixels(self, image_bytes):
         """Returns the `[S, S, 3]` float32 model input of one encoded image."""
-        from keras_geo.export import decode_image
-
         return decode_image(tf.constant(image_bytes), image_size=self.image_size)
 
 
 def _coordinates_or_none(class_names):
-    from keras_geo import countries
-
     try:
         return countries.coordinates(class_names)
     except UserError:
@@ -128,8 +124,6 @@ def load_predictor(path, tta=None):
     Raises:
         UserError: `path` is none of those, or cannot be loaded.
     """
-    from keras_geo.tta import check_views
-
     if tta is not None:
         check_views(tta)
     path = pathlib.Path(path)
@@ -147,8 +141,6 @@ def load_predictor(path, tta=None):
 
 
 def _keras_predictor(path, tta):
-    from keras_geo import runs
-
     model, class_names, config = runs.load_model(path)
     image_size = model.input_shape[1] or getattr(config, "image_size", None)
     return KerasPredictor(model, class_names, image_size, tta)
@@ -243,8 +235,6 @@ def check_image_bytes(image_bytes):
         raise ValueError("empty file, not an image")
     if not image_bytes.startswith(IMAGE_SIGNATURES) and image_bytes[8:12] != b"WEBP":
         raise ValueError("not an image (JPEG, PNG, GIF, BMP or WebP expected)")
-    from tfds_geoguessr.geoguessr import limits
-
     limit = max_pixels()
     try:
         with warnings.catch_warnings():
@@ -264,8 +254,6 @@ def check_image_bytes(image_bytes):
 
 def max_pixels():
     """The pixel limit; UserError if `KERAS_GEO_MAX_PIXELS` is not a positive integer."""
-    from tfds_geoguessr.geoguessr import limits
-
     try:
         return limits.max_pixels()
     except ValueError as error:

@@ -27,7 +27,9 @@ import json
 import pathlib
 import zipfile
 
-from keras_geo import paths
+import keras
+
+from keras_geo import checkpoints, paths
 from keras_geo.config import TrainConfig
 from keras_geo.errors import UserError, one_line
 
@@ -217,8 +219,6 @@ def read_history(run_dir, phase):
 
 def save_model(model, path, class_names, config=None):
     """Saves `model` as `.keras` with class names (and config) embedded, atomically."""
-    from keras_geo import checkpoints
-
     paths.check_space(path, checkpoints.weights_nbytes(model))
     with paths.atomic_write(path) as tmp:
         model.save(tmp)
@@ -242,9 +242,8 @@ def load_model(path):
         UserError: the path does not exist, holds no model, or no class names
             can be found.
     """
-    import keras
-
-    # Registers the custom objects a saved model refers to.
+    # Side-effect imports, kept here next to the load that needs them: they
+    # register the custom objects a saved model refers to.
     import keras_geo.losses  # noqa: F401
     import keras_geo.metrics  # noqa: F401
     import keras_geo.model  # noqa: F401

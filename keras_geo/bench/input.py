@@ -6,6 +6,7 @@ batching, prefetch), exactly what `keras-geo train` iterates. The epoch
 boundary (shuffle buffer refill) is part of the measurement, as in training.
 """
 
+from keras_geo import datasets, pipeline
 from keras_geo.bench.timing import rates, timed_loop
 
 
@@ -32,8 +33,6 @@ def run_input(
         flip: random horizontal flips (the paper's default).
         warmup_steps: untimed batches (fill the shuffle buffer, trace graphs).
     """
-    from keras_geo import datasets, pipeline
-
     split_ds = datasets.load_split(dataset, split, data_dir=data_dir)
     batches = pipeline.train_dataset(
         split_ds, image_size=image_size, batch_size=batch_size, flip=flip, seed=0

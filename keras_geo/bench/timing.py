@@ -6,9 +6,12 @@ which `keras-geo bench report` parses; `--json FILE` writes the details.
 
 import collections
 import json
+import multiprocessing
 import os
 import platform
 import time
+
+import keras
 
 
 def result_line(images_per_second):
@@ -31,8 +34,6 @@ def cpu_seconds(include_children=False):
     """
     total = time.process_time()
     if include_children:
-        import multiprocessing
-
         for child in multiprocessing.active_children():
             total += _proc_cpu_seconds(child.pid)
     return total
@@ -123,7 +124,6 @@ def write_json(path, record):
 
 def epoch_timer():
     """A Keras callback whose `seconds` list holds each epoch's wall-clock time."""
-    import keras
 
     class EpochTimer(keras.callbacks.Callback):
         """Records the wall-clock seconds of every epoch."""

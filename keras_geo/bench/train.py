@@ -13,6 +13,13 @@ The loss is plain sparse cross-entropy: the haversine term costs a
 [B, C] x [C] product, nothing next to ResNet50.
 """
 
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_geo import model as geo_model
 from keras_geo.bench.timing import cpu_model, rates, timed_loop
 from keras_geo.config import PHASES
 from keras_geo.errors import UserError
@@ -22,10 +29,6 @@ BENCH_PHASES = (*PHASES, "full")  # "full": every layer trains, the baseline of 
 
 def device_description():
     """Names the devices TensorFlow sees, e.g. 'CPU (2 cores, AMD EPYC)'."""
-    import os
-
-    import tensorflow as tf
-
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         names = [
@@ -46,10 +49,6 @@ def build_for_phase(
     backbone="resnet50",
 ):
     """Builds and compiles the project's model with `phase`'s trainable layers."""
-    import keras
-
-    from keras_geo import model as geo_model
-
     if phase not in BENCH_PHASES:
         raise UserError(f"unknown phase {phase!r}; use one of {', '.join(BENCH_PHASES)}")
     model = geo_model.build_model(
@@ -86,8 +85,6 @@ def run_train(
     backbone="resnet50",
 ):
     """Times `steps` training steps after 2 warm-up steps; returns a dict."""
-    import numpy as np
-
     model = build_for_phase(
         phase,
         num_classes=num_classes,
