@@ -26,14 +26,11 @@ learns. Choices, and why:
 - Plain cross-entropy, no flips, crops of at least 50% of the frame: 15
   epochs from scratch leave no room for the paper's 8%-area crops.
 
-Measured (`geoguessr/synthetic` 1.0.0, seed 0, 2 CPU cores shared with five
-other jobs), twice with identical histories: test accuracy 60.0% (36 of 60,
-chance 5%), best validation accuracy 56.7%; frozen phase train accuracy
-7% -> 17%, fine-tuning train accuracy 5% -> 60% and loss 3.7 -> 1.0, no
-divergence. `keras-geo demo` took 8 min 46 s at a load average of about 5
-(17.5 minutes at about 8; the first fine-tuning epoch, graph tracing
-included, is the costliest). The under-3-minute target of an idle 2-core
-machine could not be measured here.
+Measured (`geoguessr/synthetic` 1.0.0, seed 0, an otherwise idle 2-core
+CPU): test accuracy 60.0% (36 of 60, chance 5%), top-5 90%; frozen phase
+train accuracy 7% -> 17%, fine-tuning train accuracy 5% -> 60%, validation
+12% -> 55%, no divergence. `keras-geo demo` took 6 min 0 s wall, the dataset
+build included (above the 3-minute target).
 """
 
 from keras_geo.config import TrainConfig
