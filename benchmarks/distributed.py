@@ -2,7 +2,7 @@
 
     python benchmarks/distributed.py [--work-dir DIR] [--out benchmarks/distributed.md]
 
-1. Build throughput of fake 1536x662 Kaggle frames (`keras_geo.bench.fake_kaggle`)
+1. Build throughput of fake 1536x662 Kaggle frames (`benchmarks/fake_kaggle.py`)
    with `--num-workers 1` and with every core, alternately, best of
    `--repeats`; then build time with every core at 1x/2x/4x the data.
 2. Training images/s of the fine-tuning phase (conv5 + head, weights none,
@@ -89,7 +89,7 @@ def _build(manual_dir, data_dir, num_workers):
 
 def build_benchmark(work_dir, per_country, factors, repeats, cores):
     """Rows: workers 1 vs `cores` at 1x, then `cores` at each factor."""
-    from keras_geo.bench.fake_kaggle import make_fake_kaggle
+    from fake_kaggle import make_fake_kaggle
 
     work_dir = pathlib.Path(work_dir)
     largest = make_fake_kaggle(
@@ -125,7 +125,7 @@ def build_benchmark(work_dir, per_country, factors, repeats, cores):
 def train_benchmark(work_dir, per_country, image_size, batch_size, repeats):
     """Fine-tuning epoch images/s, local input vs the tf.data service."""
     import tensorflow as tf
-    from keras_geo.bench.fake_kaggle import make_fake_kaggle
+    from fake_kaggle import make_fake_kaggle
 
     from keras_geo import datasets, pipeline
     from keras_geo.bench.timing import epoch_timer

@@ -21,3 +21,6 @@ python benchmarks/scaling.py --work-dir "$WORK_DIR/scaling-15" --per-country 15 
 # keras-geo app over HTTP against direct predict (BENCHMARKS.md, "Web app").
 python "$(dirname "$0")/app.py" --image-size 224 --requests 32 --repeats 2 --out "$WORK_DIR/app-224.md"
 python "$(dirname "$0")/app.py" --image-size 32 --requests 32 --repeats 2 --out "$WORK_DIR/app-32.md"
+# Parallel build and tf.data service (BENCHMARKS.md, "Past one machine").
+python "$(dirname "$0")/distributed.py" --work-dir "$WORK_DIR/distributed" --repeats 3 \
+    --out "$WORK_DIR/distributed.md"
