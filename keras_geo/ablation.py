@@ -21,6 +21,7 @@ import numpy as np
 
 from keras_geo import (
     experiments,
+    paths,
     plots,  # noqa: F401 (selects the Agg backend)
     runs,
     training,
@@ -141,14 +142,11 @@ def _row(variant, run_dir):
 def write_comparison(rows, out_dir):
     """Writes `comparison.csv`, `comparison.md` and the bar chart `comparison.png`."""
     out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / "comparison.csv.tmp"
-    with open(tmp, "w", newline="") as f:
+    with paths.atomic_write(out_dir / "comparison.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(out_dir / "comparison.csv")
-    (out_dir / "comparison.md").write_text(markdown_table(rows))
+    paths.write_text(out_dir / "comparison.md", markdown_table(rows))
     _bar_chart(rows, out_dir / "comparison.png")
 
 
@@ -178,7 +176,6 @@ def _bar_chart(rows, path):
                 value, index, f" {value:.1f}" if name in _PERCENT else f" {value:.0f}", va="center"
             )
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with paths.atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    tmp.replace(path)

@@ -168,7 +168,7 @@ def config_diff(stored, requested):
 
 
 def write_class_names(run_dir, class_names):
-    _write_json(pathlib.Path(run_dir) / CLASS_NAMES_FILE, list(class_names))
+    paths.write_json(pathlib.Path(run_dir) / CLASS_NAMES_FILE, list(class_names))
 
 
 def read_class_names(run_dir):
@@ -187,12 +187,12 @@ def phases_done(run_dir):
 def mark_phase_done(run_dir, phase, record):
     done = phases_done(run_dir)
     done[phase] = record
-    _write_json(pathlib.Path(run_dir) / PHASES_DONE_FILE, done)
+    paths.write_json(pathlib.Path(run_dir) / PHASES_DONE_FILE, done)
 
 
 def write_model_record(run_dir, record):
     """Writes `model.json`: which phase's weights `model.keras` holds."""
-    _write_json(pathlib.Path(run_dir) / MODEL_RECORD_FILE, record)
+    paths.write_json(pathlib.Path(run_dir) / MODEL_RECORD_FILE, record)
 
 
 def read_model_record(run_dir):
@@ -294,7 +294,3 @@ def _embedded_metadata(model_path):
 def _read_json(path):
     with open(path) as f:
         return json.load(f)
-
-
-def _write_json(path, value):
-    paths.write_json(path, value)
