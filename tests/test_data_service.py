@@ -108,25 +108,15 @@ def test_data_service_with_multiworker_is_refused():
 
 
 @pytest.mark.slow
-def test_train_fine_tunes_through_the_service(service, synthetic_data_dir, tmp_path):
+def test_train_fine_tunes_through_the_service(service, tiny_config, tmp_path):
     """`keras-geo train --data-service URL`: the image epochs come from the service.
 
     Slow (ResNet50 steps, about 1-2 minutes on 2 shared cores); the fast test
     above shows a Keras `fit` epoch through the service sees the local examples.
     """
     from keras_geo import runs, training
-    from keras_geo.config import TrainConfig
 
-    config = TrainConfig(
-        dataset="geoguessr/synthetic",
-        data_dir=synthetic_data_dir,
-        weights="none",
-        image_size=32,
-        epochs_frozen=0,
-        epochs_finetune=1,
-        batch_size=32,
-        data_service=service,
-    )
+    config = tiny_config(epochs_frozen=0, batch_size=32, data_service=service)
     training.train(config, tmp_path / "run", verbose=0, steps_per_epoch=2)
     assert [row["epoch"] for row in runs.read_history(tmp_path / "run", "finetune")] == [0]
     resumed = config.replace(data_service=None)  # same run, local input
