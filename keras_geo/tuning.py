@@ -412,6 +412,12 @@ def search(
             f"`max_trials` and `epochs` must be >= 1. Received: "
             f"max_trials={max_trials}, epochs={epochs}"
         )
+    if config.lr_schedule != "constant" or config.warmup_epochs:
+        # A schedule needs the steps of an epoch, which depend on the trial's batch size.
+        raise UserError(
+            "tune trains each trial at a constant learning rate: drop --lr-schedule "
+            "cosine/--warmup-epochs here and pass them to `keras-geo train` with best.json."
+        )
     weights = str(config.weights)
     if weights.lower() not in ("imagenet", "none") and not os.path.isfile(weights):
         raise UserError(

@@ -474,3 +474,10 @@ def test_resume_check_compares_every_fixed_field_and_reads_older_files(tmp_path)
     )
     with pytest.raises(UserError, match="loss: 'haversine' -> 'crossentropy'"):
         tuning._check_search_config(str(tmp_path), changed, overwrite=False, role=None)
+
+
+def test_a_schedule_is_refused_in_one_line_before_any_trial(tmp_path):
+    config = TrainConfig(lr_schedule="cosine")
+    with pytest.raises(UserError, match="constant learning rate: drop --lr-schedule"):
+        tuning.search(config, tmp_path, max_trials=1, epochs=1)
+    assert not (tmp_path / "tuning").exists()
