@@ -140,14 +140,15 @@ def build_model(config, class_names):
     )
 
 
-def build_phase_model(config, phase, class_names):
+def build_phase_model(config, phase, class_names, *, steps_per_epoch=None):
     """Builds the model of `config` compiled for `phase`, as `train` runs that phase.
 
     The one compile path of training and tuning: a tuning trial calls it with
-    `config.replace(**trial_values)`.
+    `config.replace(**trial_values)` and the steps of its epochs
+    (`steps_per_epoch`, see `compile_for_phase`).
     """
     model = build_model(config, class_names)
-    compile_for_phase(model, phase, config, class_names)
+    compile_for_phase(model, phase, config, class_names, steps_per_epoch=steps_per_epoch)
     return model
 
 

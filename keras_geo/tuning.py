@@ -9,7 +9,8 @@ trial trains the model `keras-geo train` would for its values (see
 
 - `search/`: KerasTuner's own project (oracle and one `trial_*/` per trial);
   rerunning the same command resumes from it, no finished trial runs again.
-- `search_config.json`: the fixed settings a resume must match.
+- `search_config.json`: the fixed settings a resume must match (the
+  objective among them).
 - `trials.csv`, `best.json` (TrainConfig field names, for
   `keras-geo train --hparams`), `search.png` (see `keras_geo.tuning_report`).
 
@@ -21,6 +22,7 @@ Distributed search uses KerasTuner's chief/worker mode unchanged: set
 
 import copy
 import json
+import math
 import os
 import re
 import socket
@@ -77,31 +79,51 @@ class GeoHyperModel(keras_tuner.HyperModel):
     """The model `keras-geo train` builds, with a trial's values applied to its config.
 
     `build(hp)` declares the space of `keras_geo.search_space` and returns
-    `training.build_phase_model(config.replace(**values), phase, ...)`: the
-    model, loss, optimizer and dtype policy a training run of those values
-    compiles. `fit(hp, model, ...)` batches the unbatched `(image, label)`
-    datasets with the trial's `batch_size` (Keras ignores `batch_size=` for a
+    `training.build_phase_model(config.replace(**values), phase, ...,
+    steps_per_epoch=...)`: the model, loss, optimizer, learning-rate
+    schedule and dtype policy a training run of those values compiles.
+    `fit(hp, model, ...)` batches the unbatched `(image, label)` datasets
+    with the trial's `batch_size` (Keras ignores `batch_size=` for a
     `tf.data.Dataset`).
 
     Args:
         config: The `TrainConfig` of the fixed settings (the tuned fields are
-            overridden by each trial).
+            overridden by each trial). Its `epochs_<phase>` is the epochs of
+            a trial: a schedule or warm-up spans them, as in `train`.
         class_names: Label names in label order (the classes of the head).
         phase: "finetune" (conv5_* trainable, the paper's search) or
             "frozen" (head only).
         feature_cache_dir: Frozen phase with `config.cache_features`: where
             backbone features are cached, so every trial trains the head on
             features computed once.
+        train_examples: Examples in a trial's training epoch; with the
+            trial's batch size they give the steps of an epoch a schedule or
+            warm-up needs (required for those).
     """
 
-    def __init__(self, config, class_names, *, phase="finetune", feature_cache_dir=None):
+    def __init__(
+        self,
+        config,
+        class_names,
+        *,
+        phase="finetune",
+        feature_cache_dir=None,
+        train_examples=None,
+    ):
         super().__init__(name="geo")
         if phase not in PHASES:
             raise UserError(f"`phase` must be one of {PHASES}. Received: phase={phase!r}")
+        scheduled = config.lr_schedule != "constant" or config.warmup_epochs > 0
+        if scheduled and not (train_examples and train_examples > 0):
+            raise UserError(
+                "`train_examples` must be > 0 with a learning-rate schedule or warm-up. "
+                f"Received: train_examples={train_examples!r}"
+            )
         self.config = config
         self.class_names = list(class_names)
         self.phase = phase
         self.feature_cache_dir = feature_cache_dir
+        self.train_examples = train_examples
 
     def declare_hyperparameters(self, hp):
         search_space.declare(hp)
@@ -110,11 +132,20 @@ class GeoHyperModel(keras_tuner.HyperModel):
         """The `TrainConfig` of the trial whose hyperparameters are `hp`."""
         return self.config.replace(**search_space.declare(hp))
 
+    def steps_per_epoch(self, config):
+        """Batches in a training epoch of `config`'s batch size (None: not known)."""
+        if not self.train_examples:
+            return None
+        return math.ceil(self.train_examples / config.batch_size)
+
     def build(self, hp):
         config = self.trial_config(hp)
         keras.utils.set_random_seed(config.seed)
+        steps = self.steps_per_epoch(config)
         try:
-            return training.build_phase_model(config, self.phase, self.class_names)
+            return training.build_phase_model(
+                config, self.phase, self.class_names, steps_per_epoch=steps
+            )
         except UserError as error:  # Same for every trial: stop the search.
             raise _FatalUserError(str(error)) from error
 
@@ -219,6 +250,7 @@ class GeoTuner(keras_tuner.RandomSearch):
             best_id=best.trial_id if best else None,
             wall_time_s=record["wall_time_s"],
             message=record["message"],
+            objective=self.oracle.objective.name,
         )
         print(line, flush=True)
 
@@ -326,13 +358,19 @@ def _check_search_config(tuning_dir, settings, overwrite, role):
         paths.write_json(path, settings)
 
 
-_EXTRAS = dict(phase=None, epochs=None, max_examples=None)
+# Older files lack `objective`: their searches maximised the default.
+_EXTRAS = dict(phase=None, epochs=None, max_examples=None, objective=search_space.OBJECTIVE)
 
 
-def search_settings(config, *, phase, epochs, max_examples):
-    """The fixed settings of a search, as stored in `search_config.json`."""
+def search_settings(config, *, phase, epochs, max_examples, objective=search_space.OBJECTIVE):
+    """The fixed settings of a search, as stored in `search_config.json`.
+
+    The objective is one of them, though not a `TrainConfig` field (it
+    chooses among recipes, it is not part of one).
+    """
     fixed = {k: v for k, v in config.to_dict().items() if k not in _NOT_FIXED}
-    return {**fixed, "phase": phase, "epochs": epochs, "max_examples": max_examples}
+    extras = dict(phase=phase, epochs=epochs, max_examples=max_examples, objective=objective)
+    return {**fixed, **extras}
 
 
 def _load_data(config, max_examples):
@@ -352,17 +390,26 @@ def _class_weight(config, num_classes, max_examples):
 
 
 def make_tuner(
-    hypermodel, tuning_dir, *, max_trials, seed, overwrite, max_failures=3, strategy="default"
+    hypermodel,
+    tuning_dir,
+    *,
+    max_trials,
+    seed,
+    overwrite,
+    max_failures=3,
+    strategy="default",
+    objective=search_space.OBJECTIVE,
 ):
     """Returns the `GeoTuner` of the project `tuning_dir/search`.
 
     KerasTuner treats seed 0 as "draw one at random", so the oracle gets
     `seed + 1`: every `seed >= 0` gives a fixed sequence of trials. Trials
     build and train under `training.make_strategy(strategy)`, as `train`.
+    The oracle maximises `objective` (one of `search_space.OBJECTIVES`).
     """
     return GeoTuner(
         hypermodel,
-        objective=keras_tuner.Objective(search_space.OBJECTIVE, direction="max"),
+        objective=keras_tuner.Objective(objective, direction="max"),
         max_trials=max_trials,
         seed=seed + 1,
         max_retries_per_trial=0,
@@ -384,6 +431,7 @@ def search(
     overwrite=False,
     max_failures=3,
     max_examples=None,
+    objective=search_space.OBJECTIVE,
     verbose="auto",
 ):
     """Runs (or resumes) the random search and writes its report.
@@ -399,6 +447,8 @@ def search(
         overwrite: Delete an existing search in `run_dir/tuning` first.
         max_failures: Stop after this many failed trials in a row.
         max_examples: Use only the first N train and validation examples.
+        objective: What the search maximises, one of
+            `search_space.OBJECTIVES` (default the paper's `val_accuracy`).
         verbose: Passed to `model.fit` and KerasTuner's display.
 
     Returns:
@@ -412,11 +462,10 @@ def search(
             f"`max_trials` and `epochs` must be >= 1. Received: "
             f"max_trials={max_trials}, epochs={epochs}"
         )
-    if config.lr_schedule != "constant" or config.warmup_epochs:
-        # A schedule needs the steps of an epoch, which depend on the trial's batch size.
+    if objective not in search_space.OBJECTIVES:
         raise UserError(
-            "tune trains each trial at a constant learning rate: drop --lr-schedule "
-            "cosine/--warmup-epochs here and pass them to `keras-geo train` with best.json."
+            f"`objective` must be one of {', '.join(search_space.OBJECTIVES)}. "
+            f"Received: objective={objective!r}"
         )
     weights = str(config.weights)
     if weights.lower() not in ("imagenet", "none") and not os.path.isfile(weights):
@@ -430,14 +479,22 @@ def search(
         wait_for_chief()
     tuning_dir = os.path.join(run_dir, "tuning")
     overwrite = overwrite and role != "worker"  # Only the chief may delete.
-    settings = search_settings(config, phase=phase, epochs=epochs, max_examples=max_examples)
+    settings = search_settings(
+        config, phase=phase, epochs=epochs, max_examples=max_examples, objective=objective
+    )
     _check_search_config(tuning_dir, settings, overwrite, role)
     if overwrite:
         tuning_report.remove_reports(tuning_dir)
     enable_memory_growth()
     train, val, class_names = _load_data(config, max_examples)
     cache_dir = os.path.join(tuning_dir, "features") if phase == "frozen" else None
-    hypermodel = GeoHyperModel(config, class_names, phase=phase, feature_cache_dir=cache_dir)
+    hypermodel = GeoHyperModel(
+        config.replace(**{f"epochs_{phase}": epochs}),  # A schedule spans a trial's epochs.
+        class_names,
+        phase=phase,
+        feature_cache_dir=cache_dir,
+        train_examples=int(train.cardinality()),
+    )
     tuner = make_tuner(
         hypermodel,
         tuning_dir,
@@ -446,6 +503,7 @@ def search(
         overwrite=overwrite,
         max_failures=max_failures,
         strategy=config.strategy,
+        objective=objective,
     )
     class_weight = _class_weight(config, len(class_names), max_examples)
     best = run_tuner(
@@ -466,17 +524,18 @@ def run_tuner(tuner, *fit_args, **fit_kwargs):
             in a row, or no trial completed.
     """
     tuning_dir = os.path.dirname(tuner.project_dir)
+    objective = tuner.oracle.objective.name
     try:
         tuner.search(*fit_args, **fit_kwargs)
     except Exception as error:  # RuntimeError, or a gRPC error on a worker.
         if "consecutive failures" not in str(error):
             raise
         if distributed_role() != "worker":
-            tuning_report.write_report(tuning_dir)
+            tuning_report.write_report(tuning_dir, objective)
         raise UserError(_failures_message(error, tuning_dir)) from error
     if distributed_role() == "worker":
         return None
-    return _finish(tuning_dir)
+    return _finish(tuning_dir, objective)
 
 
 def _failures_message(error, tuning_dir):
@@ -489,8 +548,8 @@ def _failures_message(error, tuning_dir):
     return f"{message}; search stopped. Reasons in {where} (on the chief)"
 
 
-def _finish(tuning_dir):
-    best = tuning_report.write_report(tuning_dir)
+def _finish(tuning_dir, objective):
+    best = tuning_report.write_report(tuning_dir, objective)
     if best is None:
         raise UserError(f"no trial completed; reasons in {os.path.join(tuning_dir, 'trials.csv')}")
     return best

@@ -4,7 +4,9 @@ Everything is read back from KerasTuner's project on disk
 (`tuning/search/trial_*/trial.json`) plus the `keras_geo.json` record each
 trial's tuner writes beside it, so the report is the same for a single
 process, a resumed search and a distributed one, and can be rewritten at any
-time with `write_report(tuning_dir)`.
+time with `write_report(tuning_dir, objective)`. Every row has every metric
+of `search_space.METRICS`; the objective (`search_space.OBJECTIVES`) picks the
+best trial and is named on the plot and in the progress lines.
 """
 
 import csv
@@ -22,8 +24,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from keras_geo import paths  # noqa: E402
 from keras_geo.search_space import (  # noqa: E402
     BEST_FILE,
-    EXTRA_METRICS,
     HYPERPARAMETERS,
+    METRICS,
     OBJECTIVE,
     PLOT_FILE,
     PROJECT_NAME,
@@ -37,8 +39,7 @@ COLUMNS = (
     "trial_id",
     "status",
     *HYPERPARAMETERS,
-    OBJECTIVE,
-    *EXTRA_METRICS,
+    *METRICS,
     "best_epoch",
     "wall_time_s",
     "tuner_id",
@@ -109,7 +110,7 @@ def _row(trial_json):
     row = {"trial_id": state["trial_id"], "status": _status(state, record)}
     row.update({name: values.get(name) for name in HYPERPARAMETERS})
     completed = row["status"] == "COMPLETED"
-    for name in (OBJECTIVE, *EXTRA_METRICS):
+    for name in METRICS:
         row[name] = _metric_at_best_step(state, name) if completed else None
     row["best_epoch"] = state["best_step"] + 1 if completed else None
     row["wall_time_s"] = record.get("wall_time_s")
@@ -127,11 +128,11 @@ def load_trials(tuning_dir):
     return sorted(rows, key=lambda row: int(row["trial_id"]))
 
 
-def best_trial(rows):
-    """The completed row with the highest objective (first on ties), or None."""
-    completed = [r for r in rows if r["status"] == "COMPLETED" and r[OBJECTIVE] is not None]
-    completed = [r for r in completed if not math.isnan(r[OBJECTIVE])]
-    return max(completed, key=lambda r: r[OBJECTIVE], default=None)
+def best_trial(rows, objective=OBJECTIVE):
+    """The completed row with the highest `objective` (first on ties), or None."""
+    completed = [r for r in rows if r["status"] == "COMPLETED" and r[objective] is not None]
+    completed = [r for r in completed if not math.isnan(r[objective])]
+    return max(completed, key=lambda r: r[objective], default=None)
 
 
 def write_trials_csv(tuning_dir, rows=None):
@@ -146,15 +147,17 @@ def write_trials_csv(tuning_dir, rows=None):
     return rows
 
 
-def write_report(tuning_dir):
+def write_report(tuning_dir, objective=OBJECTIVE):
     """Writes trials.csv, best.json and search.png; returns the best hyperparameters.
 
-    `best.json` holds TrainConfig field names only, so
+    The best trial is the one with the highest `objective` (one of
+    `search_space.OBJECTIVES`, the search's). `best.json` holds its
+    TrainConfig field names only, so
     `TrainConfig().replace(**json.load(f))` and `keras-geo train --hparams`
     accept it. Returns None (and writes no best.json) if no trial completed.
     """
     rows = write_trials_csv(tuning_dir)
-    best = best_trial(rows)
+    best = best_trial(rows, objective)
     best_path = os.path.join(tuning_dir, BEST_FILE)
     if best is None:
         if os.path.exists(best_path):
@@ -165,7 +168,7 @@ def write_report(tuning_dir):
     for name in ("learning_rate", "weight_decay", "alpha"):
         hparams[name] = float(hparams[name])
     paths.write_json(best_path, hparams, sort_keys=False)
-    plot_search(rows, best, os.path.join(tuning_dir, PLOT_FILE))
+    plot_search(rows, best, os.path.join(tuning_dir, PLOT_FILE), objective)
     return hparams
 
 
@@ -176,13 +179,13 @@ def remove_reports(tuning_dir):
             os.remove(path)
 
 
-def plot_search(rows, best, path):
-    """Objective against each hyperparameter, 4 panels, best trial starred."""
-    done = [r for r in rows if r["status"] == "COMPLETED" and r[OBJECTIVE] is not None]
+def plot_search(rows, best, path, objective=OBJECTIVE):
+    """`objective` against each hyperparameter, 4 panels, best trial starred."""
+    done = [r for r in rows if r["status"] == "COMPLETED" and r[objective] is not None]
     failed = [r for r in rows if r["status"] == "FAILED"]
     fig, axes = plt.subplots(1, 4, figsize=(16, 4), sharey=True)
     for ax, name in zip(axes, HYPERPARAMETERS, strict=True):
-        ax.scatter([r[name] for r in done], [r[OBJECTIVE] for r in done], label="trial")
+        ax.scatter([r[name] for r in done], [r[objective] for r in done], label="trial")
         if failed:
             ax.scatter(
                 [r[name] for r in failed],
@@ -193,7 +196,7 @@ def plot_search(rows, best, path):
             )
         ax.scatter(
             [best[name]],
-            [best[OBJECTIVE]],
+            [best[objective]],
             marker="*",
             s=250,
             color="orange",
@@ -208,9 +211,12 @@ def plot_search(rows, best, path):
         ax.set_xlim(*_padded(name))
         ax.set_xlabel(name)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel(OBJECTIVE)
+    axes[0].set_ylabel(f"{objective} (objective)")
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Random search: {len(done)} completed, {len(failed)} failed trials")
+    fig.suptitle(
+        f"Random search for the best {objective}: "
+        f"{len(done)} completed, {len(failed)} failed trials"
+    )
     fig.tight_layout()
     try:
         with paths.atomic_write(path) as tmp:
@@ -234,6 +240,7 @@ def progress_line(
     best_id,
     wall_time_s,
     message=None,
+    objective=OBJECTIVE,
 ):
     """One line per finished trial (ids count from 0, as KerasTuner's), e.g.
 
@@ -243,7 +250,7 @@ def progress_line(
     """
     hps = " ".join(f"{k}={_fmt(values.get(k))}" for k in HYPERPARAMETERS)
     if score is not None and status == "COMPLETED":
-        result = f"{OBJECTIVE}={score:.4f}"
+        result = f"{objective}={score:.4f}"
     else:
         result = message or ""
     best = f"best {best_score:.4f} (trial {best_id})" if best_score is not None else "best -"

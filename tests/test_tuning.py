@@ -104,6 +104,12 @@ def test_progress_line_names_trial_values_score_and_best():
     )
     assert line.startswith("trial 2 (3/30) COMPLETED batch_size=180 learning_rate=0.001")
     assert "val_accuracy=0.4123" in line and "best 0.4500 (trial 01)" in line
+    values = dict(search_space.DEFAULTS)
+    line = tuning_report.progress_line(
+        trial_id="0", total=1, values=values, status="COMPLETED", score=0.25,
+        best_score=0.25, best_id="0", wall_time_s=1.0, objective="val_balanced_accuracy",
+    )  # fmt: skip
+    assert "-> val_balanced_accuracy=0.2500 |" in line
 
 
 # --- a toy search: fast, exercises GeoTuner and the report -----------------------
@@ -331,6 +337,17 @@ def test_tune_bad_input_is_a_one_line_error(tmp_path, capsys, flags, message):
     assert message in err and "Traceback" not in err and err.count("\n") == 1
 
 
+def test_an_unknown_objective_is_a_one_line_error_with_the_choices(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _cli("--run-dir", tmp_path, "--objective", "val_loss")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1
+    assert "'val_loss' (choose from 'val_accuracy', 'val_balanced_accuracy')" in err
+    with pytest.raises(UserError, match="`objective` must be one of val_accuracy, val_bal"):
+        tuning.search(TrainConfig(), tmp_path, objective="val_loss")
+    assert not (tmp_path / "tuning").exists()
+
+
 def test_tune_help_lists_the_distributed_commands(capsys):
     with pytest.raises(SystemExit):
         _cli("--help")
@@ -348,7 +365,7 @@ def _compiled(model):
         "loss": type(model.loss).__name__,
         "loss_config": model.loss.get_config(),
         "optimizer": type(optimizer).__name__,
-        "learning_rate": float(optimizer.learning_rate),
+        "learning_rate": optimizer.get_config()["learning_rate"],  # a float or a schedule
         "weight_decay": float(optimizer.weight_decay),
         "trainable": [w.path for w in model.trainable_weights],
         "policy": model.dtype_policy.name,
@@ -357,35 +374,118 @@ def _compiled(model):
 
 
 def test_a_trial_compiles_what_training_compiles(tmp_path, tiny_config):
-    from keras_geo import training
+    """Loss, optimizer, trainables, dtype and the learning-rate schedule (warm-up included)."""
+    from keras_geo import datasets, training
 
-    values = {"batch_size": 8, "learning_rate": 3e-4, "weight_decay": 0.0, "alpha": 0.5}
+    values = {"batch_size": 96, "learning_rate": 3e-4, "weight_decay": 0.0, "alpha": 0.5}
     fixed = tiny_config(
         epochs_frozen=0,
-        cache_features=False,
+        epochs_finetune=3,
+        lr_schedule="cosine",
+        warmup_epochs=1,
         loss="crossentropy",
         tau_km=500.0,  # cross-entropy on smoothed labels: HaversineCrossEntropy(alpha=0)
     )
     seen = {}
 
-    class Probe(keras.callbacks.Callback):
+    class ProbeAndStop(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             seen.update(_compiled(self.model))
+            self.model.stop_training = True  # One step: only what was compiled matters.
 
-    training.train(
-        fixed.replace(**values), tmp_path / "run", callbacks=[Probe()], verbose=0, steps_per_epoch=1
+    run_dir = tmp_path / "run"
+    training.train(fixed.replace(**values), run_dir, callbacks=[ProbeAndStop()], verbose=0)
+
+    train = datasets.load_split(fixed.dataset, "train", data_dir=fixed.data_dir)
+    examples = int(train.cardinality())
+    hypermodel = tuning.GeoHyperModel(
+        fixed, runs.read_class_names(run_dir), train_examples=examples
     )
-
     hp = keras_tuner.HyperParameters()
-    hypermodel = tuning.GeoHyperModel(fixed, runs.read_class_names(tmp_path / "run"))
     hypermodel.declare_hyperparameters(hp)
     hp.values.update(values)
     trial = _compiled(hypermodel.build(hp))
     assert trial == seen
     assert trial["loss"] == "HaversineCrossEntropy" and trial["loss_config"]["alpha"] == 0.0
     assert trial["loss_config"]["tau_km"] == 500.0
-    assert trial["learning_rate"] == pytest.approx(3e-4)
     assert any("conv5" in path for path in trial["trainable"])
+    steps = math.ceil(examples / 96)  # 900 synthetic training images: 10 steps an epoch
+    assert trial["learning_rate"]["class_name"] == "CosineDecay"
+    schedule = trial["learning_rate"]["config"]
+    assert schedule["warmup_steps"] == steps and schedule["decay_steps"] == 2 * steps
+    assert schedule["warmup_target"] == pytest.approx(3e-4) and schedule["alpha"] == 0.0
+
+
+def test_a_schedule_without_the_epoch_size_is_refused():
+    config = TrainConfig(lr_schedule="cosine")
+    with pytest.raises(UserError, match="`train_examples` must be > 0"):
+        tuning.GeoHyperModel(config, ["A", "B"])
+    tuning.GeoHyperModel(TrainConfig(), ["A", "B"])  # A constant rate needs no steps.
+
+
+def test_tune_maximises_balanced_accuracy_with_a_cosine_schedule(
+    synthetic_data_dir, tmp_path, monkeypatch, capsys
+):
+    from keras_geo import training
+
+    built = []
+    build = training.build_phase_model
+
+    def spy(config, phase, class_names, **kwargs):
+        model = build(config, phase, class_names, **kwargs)
+        built.append((config.batch_size, model.optimizer.get_config()["learning_rate"]))
+        return model
+
+    monkeypatch.setattr(training, "build_phase_model", spy)
+    run_dir = tmp_path / "run"
+    args = list(_tune_args(synthetic_data_dir, run_dir, 1))
+    args[args.index("--epochs") + 1] = 2
+    args += ["--lr-schedule", "cosine", "--warmup-epochs", 1]
+    assert _cli(*args, "--objective", "val_balanced_accuracy") == 0
+    out = capsys.readouterr().out
+    assert "COMPLETED" in out and "-> val_balanced_accuracy=" in out
+    assert "best hyperparameters by val_balanced_accuracy" in out
+
+    # Each trial compiles the schedule of its own batch size: 48 examples, 2 epochs.
+    [(batch_size, learning_rate)] = built
+    steps = math.ceil(48 / batch_size)
+    assert learning_rate["class_name"] == "CosineDecay"
+    assert learning_rate["config"]["warmup_steps"] == steps
+    assert learning_rate["config"]["decay_steps"] == steps
+
+    # KerasTuner scored the trial by val_balanced_accuracy: it was in the epoch logs.
+    tuning_dir = run_dir / "tuning"
+    state = json.loads((tuning_dir / "search" / "trial_0" / "trial.json").read_text())
+    assert "val_balanced_accuracy" in state["metrics"]["metrics"]
+    [row] = _read_csv(tuning_dir / "trials.csv")
+    assert row["status"] == "COMPLETED", row["message"]
+    assert float(row["val_balanced_accuracy"]) == pytest.approx(state["score"])
+    assert int(row["best_epoch"]) == state["best_step"] + 1
+    assert json.loads((tuning_dir / "best.json").read_text()) == {
+        name: float(row[name]) if name != "batch_size" else int(row[name])
+        for name in search_space.HYPERPARAMETERS
+    }
+    stored = json.loads((tuning_dir / search_space.CONFIG_FILE).read_text())
+    assert stored["objective"] == "val_balanced_accuracy" and stored["lr_schedule"] == "cosine"
+
+    # Resuming with the other objective is refused in one line naming both.
+    assert _cli(*args) == 2
+    err = capsys.readouterr().err
+    assert "objective: 'val_balanced_accuracy' -> 'val_accuracy'" in err
+    assert err.count("\n") == 1
+
+
+def test_the_objective_picks_the_best_trial():
+    rows = [
+        {"trial_id": "0", "status": "COMPLETED", "val_accuracy": 0.6, "val_balanced_accuracy": 0.2},
+        {"trial_id": "1", "status": "COMPLETED", "val_accuracy": 0.5, "val_balanced_accuracy": 0.4},
+        {"trial_id": "2", "status": "FAILED", "val_accuracy": None, "val_balanced_accuracy": None},
+    ]
+    assert tuning_report.best_trial(rows)["trial_id"] == "0"  # The paper's val_accuracy.
+    assert tuning_report.best_trial(rows, "val_balanced_accuracy")["trial_id"] == "1"
+    assert search_space.OBJECTIVE == "val_accuracy"
+    assert set(search_space.OBJECTIVES) <= set(search_space.METRICS)
+    assert set(search_space.METRICS) <= set(tuning_report.COLUMNS)
 
 
 def test_tune_loss_crossentropy_tunes_plain_cross_entropy(
@@ -396,8 +496,8 @@ def test_tune_loss_crossentropy_tunes_plain_cross_entropy(
     losses = []
     build = training.build_phase_model
 
-    def spy(config, phase, class_names):
-        model = build(config, phase, class_names)
+    def spy(config, phase, class_names, **kwargs):
+        model = build(config, phase, class_names, **kwargs)
         losses.append(model.loss)
         return model
 
@@ -474,10 +574,10 @@ def test_resume_check_compares_every_fixed_field_and_reads_older_files(tmp_path)
     )
     with pytest.raises(UserError, match="loss: 'haversine' -> 'crossentropy'"):
         tuning._check_search_config(str(tmp_path), changed, overwrite=False, role=None)
-
-
-def test_a_schedule_is_refused_in_one_line_before_any_trial(tmp_path):
-    config = TrainConfig(lr_schedule="cosine")
-    with pytest.raises(UserError, match="constant learning rate: drop --lr-schedule"):
-        tuning.search(config, tmp_path, max_trials=1, epochs=1)
-    assert not (tmp_path / "tuning").exists()
+    # A file from before `objective` existed: its search maximised val_accuracy.
+    assert settings["objective"] == "val_accuracy"
+    (tmp_path / search_space.CONFIG_FILE).write_text(json.dumps(older))
+    tuning._check_search_config(str(tmp_path), settings, overwrite=False, role=None)
+    other = {**settings, "objective": "val_balanced_accuracy"}
+    with pytest.raises(UserError, match="objective: 'val_accuracy' -> 'val_balanced_accuracy'"):
+        tuning._check_search_config(str(tmp_path), other, overwrite=False, role=None)
