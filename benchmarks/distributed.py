@@ -4,7 +4,12 @@
 
 1. Build throughput of fake 1536x662 Kaggle frames (`benchmarks/fake_kaggle.py`)
    with `--num-workers 1` and with every core, alternately, best of
-   `--repeats`; then build time with every core at 1x/2x/4x the data.
+   `--repeats`, on the largest folder (`--compare-factor`, default the
+   largest of `--factors`: 4 x 15 frames per country = 1,200 frames); then
+   build time with every core at 1x/2x/4x the data. Beside it, the machine's
+   own ceiling: the same per-frame work (`frames.convert_frame` on frames
+   already in memory, no TFDS) in 1 process and in every core's process at
+   once, which no build can beat.
 2. Training images/s of the fine-tuning phase (conv5 + head, weights none,
    `--image-size` px) with the local input pipeline and through a tf.data
    service (an in-process dispatcher and one worker on this same machine),
@@ -13,8 +18,8 @@
 
 Every figure is also given per CPU-second (user + system time of this
 process and of every process below it), which does not depend on what else
-runs on a shared machine. Writes a Markdown table and the raw JSON
-next to it.
+runs on a shared machine, and as the cores the job got (CPU-s / wall-s).
+Writes a Markdown table and the raw JSON next to it.
 """
 
 import argparse
@@ -67,7 +72,14 @@ class _TreeCpu:
         return time.process_time() + sum(self.seen.values())
 
 
-_cpu_seconds = _TreeCpu()
+_tree_cpu = None  # Started on first use: workers re-import this script, and need none.
+
+
+def _cpu_seconds():
+    global _tree_cpu
+    if _tree_cpu is None:
+        _tree_cpu = _TreeCpu()
+    return _tree_cpu()
 
 
 def _timed(function):
@@ -87,14 +99,15 @@ def _build(manual_dir, data_dir, num_workers):
     )
 
 
-def build_benchmark(work_dir, per_country, factors, repeats, cores):
-    """Rows: workers 1 vs `cores` at 1x, then `cores` at each factor."""
+def build_benchmark(work_dir, per_country, factors, repeats, cores, compare_factor=None):
+    """Workers 1 vs `cores` at `compare_factor`, then `cores` at each factor."""
     from fake_kaggle import make_fake_kaggle
 
+    compare_factor = compare_factor or max(factors)
     work_dir = pathlib.Path(work_dir)
     largest = make_fake_kaggle(
-        work_dir / f"kaggle-{per_country * max(factors)}",
-        images_per_country=per_country * max(factors),
+        work_dir / f"kaggle-{per_country * max(factors + [compare_factor])}",
+        images_per_country=per_country * max(factors + [compare_factor]),
     )
     folders = {
         f: make_fake_kaggle(
@@ -102,16 +115,17 @@ def build_benchmark(work_dir, per_country, factors, repeats, cores):
             images_per_country=per_country * f,
             link_from=largest,
         )
-        for f in factors
+        for f in sorted(set(factors + [compare_factor]))
     }
     _build(folders[factors[0]], work_dir / "tfds-build", cores)  # warm-up: one-off costs
     best = {}
     for _ in range(repeats):
         for workers in (1, cores):
-            report, wall, cpu = _build(folders[factors[0]], work_dir / "tfds-build", workers)
+            report, wall, cpu = _build(folders[compare_factor], work_dir / "tfds-build", workers)
             images = sum(report["num_examples"].values())
+            row = {"workers": workers, "images": images, "wall_s": wall, "cpu_s": cpu}
             if workers not in best or wall < best[workers]["wall_s"]:
-                best[workers] = {"workers": workers, "images": images, "wall_s": wall, "cpu_s": cpu}
+                best[workers] = row
     scaling = []
     for factor in factors:
         report, wall, cpu = _build(folders[factor], work_dir / "tfds-build", cores)
@@ -119,7 +133,36 @@ def build_benchmark(work_dir, per_country, factors, repeats, cores):
         scaling.append(
             {"factor": factor, "workers": cores, "images": images, "wall_s": wall, "cpu_s": cpu}
         )
-    return {"workers": [best[1], best[cores]], "scaling": scaling}
+    return {
+        "workers": [best[1], best[cores]],
+        "scaling": scaling,
+        "ceiling": convert_benchmark(folders[factors[0]], repeats, cores),
+    }
+
+
+def convert_benchmark(folder, repeats, cores):
+    """The per-frame work alone, frames in memory: 1 process vs `cores` at once.
+
+    What the cores themselves give: a build, which also reads, writes and
+    shuffles, cannot scale better than this.
+    """
+    import functools
+
+    from tfds_geoguessr.geoguessr import frames, limits, parallel
+
+    data = [(path.read_bytes(), None) for path in sorted(pathlib.Path(folder).rglob("*.jpg"))]
+    convert = functools.partial(frames.convert_frame, size=224, max_pixels=limits.max_pixels())
+    list(parallel.ordered_map(convert, data[: 4 * cores], cores))  # warm-up
+    best = {}
+    for _ in range(repeats):
+        for workers in (1, cores):
+            converted, wall, cpu = _timed(
+                lambda w=workers: list(parallel.ordered_map(convert, data, w))
+            )
+            row = {"workers": workers, "images": len(converted), "wall_s": wall, "cpu_s": cpu}
+            if workers not in best or wall < best[workers]["wall_s"]:
+                best[workers] = row
+    return [best[1], best[cores]]
 
 
 def train_benchmark(work_dir, per_country, image_size, batch_size, repeats):
@@ -181,15 +224,22 @@ def _build_lines(build):
     one, many = build["workers"]
     lines = [
         "",
-        "| build, 1536x662 frames | images | wall s | images/s | images per CPU-s | ratio |",
-        "|---|---|---|---|---|---|",
+        "| build, 1536x662 frames | images | wall s | images/s | images per CPU-s "
+        "| cores used | ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for row in (one, many):
-        lines.append(
-            f"| `--num-workers {row['workers']}` | {row['images']} | {row['wall_s']:.1f} | "
-            f"{row['images'] / row['wall_s']:.1f} | {row['images'] / row['cpu_s']:.1f} | "
-            f"{one['wall_s'] / row['wall_s']:.2f}x |"
-        )
+    lines += [_ratio_row(f"`--num-workers {row['workers']}`", row, one) for row in (one, many)]
+    if "ceiling" in build:
+        first = build["ceiling"][0]
+        lines += [
+            "",
+            "| ceiling: per-frame work only, in memory, no TFDS | images | wall s | images/s "
+            "| images per CPU-s | cores used | ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            _ratio_row(f"{row['workers']} process(es)", row, first) for row in build["ceiling"]
+        ]
     lines += [
         "",
         f"| build with {many['workers']} workers | images | wall s | data ratio | time ratio |",
@@ -202,6 +252,14 @@ def _build_lines(build):
             f"{row['images'] / first['images']:.2f} | {row['wall_s'] / first['wall_s']:.2f} |"
         )
     return lines
+
+
+def _ratio_row(name, row, baseline):
+    return (
+        f"| {name} | {row['images']} | {row['wall_s']:.1f} | "
+        f"{row['images'] / row['wall_s']:.1f} | {row['images'] / row['cpu_s']:.1f} | "
+        f"{row['cpu_s'] / row['wall_s']:.2f} | {baseline['wall_s'] / row['wall_s']:.2f}x |"
+    )
 
 
 def _train_lines(train):
@@ -227,6 +285,12 @@ def main():
     parser.add_argument("--out", default="benchmarks/distributed.md")
     parser.add_argument("--per-country", type=int, default=15, help="1x frames per country")
     parser.add_argument("--factors", default="1,2,4")
+    parser.add_argument(
+        "--compare-factor",
+        type=int,
+        default=None,
+        help="data factor of the 1-worker vs all-cores build (default: the largest factor)",
+    )
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -246,7 +310,7 @@ def main():
     parts = args.parts.split(",")
     if "build" in parts:
         result["build"] = build_benchmark(
-            args.work_dir, args.per_country, factors, args.repeats, cores
+            args.work_dir, args.per_country, factors, args.repeats, cores, args.compare_factor
         )
     if "train" in parts:
         result["train"] = train_benchmark(

@@ -13,8 +13,8 @@ from PIL import Image
 from keras_geo import datasets
 from keras_geo.cli.main import main
 from keras_geo.errors import UserError
+from tfds_geoguessr.geoguessr import frames, limits
 from tfds_geoguessr.geoguessr import geoguessr_dataset_builder as gdb
-from tfds_geoguessr.geoguessr import limits
 from tfds_geoguessr.geoguessr.make_dummy_data import write_kaggle_folder
 
 TOP20 = gdb.read_labels("labels_top20.txt")
@@ -69,8 +69,8 @@ def test_overwrite_from_a_source_that_crashes_midway_keeps_the_dataset(
             raise RuntimeError("source disappeared")
         return original(data, size, max_pixels)
 
-    original = gdb.encode_example
-    monkeypatch.setattr(gdb, "encode_example", crash_on_tenth)
+    original = frames.encode_example
+    monkeypatch.setattr(frames, "encode_example", crash_on_tenth)
     with pytest.raises(RuntimeError, match="source disappeared"):
         datasets.build(  # One worker: the patched function runs in this process.
             "top20",

@@ -7,20 +7,17 @@ next to this file for the split, size and bad-input rules.
 
 import collections
 import functools
-import io
 import json
-import zipfile
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from tfds_geoguessr.geoguessr import layout, limits, parallel, splits
+from tfds_geoguessr.geoguessr import frames, layout, limits, parallel, splits
 
 KAGGLE_ID = "ubitquitin/geolocation-geoguessr-images-50k"
 REPORT_NAME = "build_report.json"
-JPEG_QUALITY = 95
 SYNTHETIC_SEED = 20240
 SYNTHETIC_PER_COUNTRY = 50
 _HERE = epath.Path(__file__).parent
@@ -170,9 +167,9 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
         max_pixels = limits.max_pixels()
         counts = self._report["per_country"][split]
         with layout.reader(source) as read:
-            frames = (_read(read, entry) for entry in entries)
-            convert = functools.partial(convert_frame, size=size, max_pixels=max_pixels)
-            converted = parallel.ordered_map(convert, frames, self.num_workers)
+            read_frames = (frames.read(read, entry) for entry in entries)
+            convert = functools.partial(frames.convert_frame, size=size, max_pixels=max_pixels)
+            converted = parallel.ordered_map(convert, read_frames, self.num_workers)
             for entry, (image, reason) in zip(entries, converted, strict=True):
                 if reason:
                     self._report["skipped"].append({"file": entry.file_name, "reason": reason})
@@ -206,111 +203,7 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
             rng = np.random.default_rng([SYNTHETIC_SEED, labels.index(country), index])
             image = Image.fromarray(np.asarray(draw_scene(country, rng, size), np.uint8))
             counts[country] += 1
-            yield key, {"image": encode_jpeg(image), "label": country, "file_name": key}
-
-
-def _read(read, entry):
-    """`(bytes, None)` of a source entry, or `(None, reason)` if it cannot be read."""
-    try:
-        return read(entry), None
-    except _DECODE_ERRORS as error:
-        return None, _undecodable(error)
-
-
-def convert_frame(frame, size: int, max_pixels: int):
-    """`encode_example` of a `(bytes, read_error)` frame from `_read`.
-
-    The per-file work of a build (decode, convert, resize, encode); runs in
-    a worker process when the build has several.
-    """
-    data, reason = frame
-    if reason:
-        return None, reason
-    return encode_example(data, size, max_pixels)
-
-
-def encode_example(data: bytes, size: int, max_pixels: int):
-    """The stored JPEG of one file, or why it is skipped.
-
-    A pure function of its arguments (no builder state), so it can run in
-    worker processes.
-
-    Returns:
-        `(jpeg_bytes, None)`, or `(None, reason)` for a file that cannot be
-        decoded, is larger than `max_pixels` or has a pixel mode serving
-        cannot decode.
-    """
-    try:
-        return encode_jpeg(squash(data, size, max_pixels=max_pixels)), None
-    except _DECODE_ERRORS as error:
-        return None, _undecodable(error)
-
-
-class Unusable(ValueError):
-    """A decodable image that is not stored; the message is the report's reason."""
-
-
-def squash(data: bytes, size: int, *, max_pixels: int | None = None) -> Image.Image:
-    """Decodes an image file and squashes it to `size` x `size` RGB.
-
-    PIL's bilinear resize, antialiased when shrinking: what torchvision's
-    `Resize((224, 224))` did to the PIL frames in the paper. Raises OSError
-    (or SyntaxError, ValueError) for data PIL cannot fully decode, and
-    `Unusable` for an image above `max_pixels` (checked before decoding) or
-    with a mode `to_rgb` refuses.
-    """
-    with Image.open(io.BytesIO(data)) as image:
-        reason = max_pixels and limits.too_large(*image.size, max_pixels)
-        if reason:
-            raise Unusable(reason)
-        image.load()
-        rgb = to_rgb(image)
-    return rgb.resize((size, size), Image.BILINEAR)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """`image` as RGB, with the pixels serving's `tf.io.decode_image(channels=3)` gives.
-
-    PIL's own `convert("RGB")` agrees with TensorFlow for modes 1, L, LA, P,
-    RGB, RGBA and CMYK, but clips 16-bit grey (`I;16`) to white where
-    TensorFlow (libpng) keeps the high byte. 32-bit modes (`I`, `F`: TIFF and
-    the like, which serving cannot decode at all) are refused.
-
-    Raises:
-        Unusable: `image.mode` is `I` or `F`.
-    """
-    if image.mode.startswith("I;16"):
-        grey = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
-        return Image.fromarray(grey).convert("RGB")
-    if image.mode in ("I", "F"):
-        raise Unusable(
-            f"unsupported mode: {image.mode} (32-bit pixels) is not decoded by serving; "
-            "save the image as 8-bit RGB"
-        )
-    return image.convert("RGB")
-
-
-_DECODE_ERRORS = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    zipfile.BadZipFile,
-    Image.DecompressionBombError,
-)
-
-
-def _undecodable(error) -> str:
-    if isinstance(error, Unusable):
-        return str(error)
-    if isinstance(error, UnidentifiedImageError):
-        return "undecodable: not an image format PIL reads"
-    return f"undecodable: {error}"
-
-
-def encode_jpeg(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return buffer.getvalue()
+            yield key, {"image": frames.encode_jpeg(image), "label": country, "file_name": key}
 
 
 def assign_files(entries, outside, labels, config_name):

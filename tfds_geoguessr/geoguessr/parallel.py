@@ -10,9 +10,11 @@ not depend on the number of workers.
 thread drains the iterator): here a semaphore keeps at most `window` items
 in flight, so memory stays bounded for any dataset size. Workers ignore
 SIGINT: Ctrl-C reaches the main process only, which terminates the pool on
-its way out. Workers start from a fork server (one import of the function's
-module per process lifetime, a second or so), never by forking this
-process.
+its way out. Workers start from a fork server, never by forking this
+process: the server imports the function's module once per process
+lifetime (for the build's `frames` module, ~0.6 s of CPU, most of it the
+package's TFDS import), and each worker forked from it costs ~10-15 ms of
+CPU (measured on a 2-core AMD EPYC).
 """
 
 import multiprocessing
