@@ -184,13 +184,13 @@ def main(argv=None):
     p.add_argument("--manual-dir", required=True, help="folder in the Kaggle layout")
     p.add_argument("--workers", type=common.positive_int, help="worker processes (default: cores)")
     args = p.parse_args(argv)
-    record = common.call(run_baseline, args, size=args.image_size)
-    print(
-        f"{record['images']} images in {record['seconds']:.1f} s, "
-        f"{record['workers']} workers, {record['files']} files, "
-        f"{record['images_per_cpu_second']:.1f} images per CPU-second"
+    common.report(
+        args,
+        run_baseline,
+        line="{images} images in {seconds:.1f} s, {workers} workers, {files} files, "
+        "{images_per_cpu_second:.1f} images per CPU-second",
+        size=args.image_size,
     )
-    common.finish(record, args)
 
 
 if __name__ == "__main__":

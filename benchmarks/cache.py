@@ -104,15 +104,13 @@ def main(argv=None):
     p = common.parser(__doc__, seconds=False, sizes=(224, 32))
     p.add_argument("--images", type=common.positive_int, default=256, help="images in the epoch")
     p.add_argument("--work-dir", help="where the feature cache goes (default: a temp dir)")
-    args = p.parse_args(argv)
-    record = common.call(run_cache, args)
-    print(
-        f"frozen epoch of {record['images']} images: backbone "
-        f"{record['backbone_epoch_s']:.2f} s, cached features "
-        f"{record['cached_epoch_s']:.3f} s ({record['speedup']:.0f}x); "
-        f"one-off feature extraction {record['extract_s']:.2f} s"
+    common.report(
+        p.parse_args(argv),
+        run_cache,
+        line="frozen epoch of {images} images: backbone {backbone_epoch_s:.2f} s, cached "
+        "features {cached_epoch_s:.3f} s ({speedup:.0f}x); one-off feature extraction "
+        "{extract_s:.2f} s",
     )
-    common.finish(record, args)
 
 
 if __name__ == "__main__":

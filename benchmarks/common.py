@@ -1,4 +1,4 @@
-"""Argument types and the ending every benchmark script shares (not a benchmark)."""
+"""Argument types, the parser and the ending every benchmark script shares (not a benchmark)."""
 
 import argparse
 import inspect
@@ -31,6 +31,21 @@ def call(function, args, **values):
     """Calls `function` with the parsed flags named like its parameters, and `values`."""
     names = inspect.signature(function).parameters
     return function(**{**{k: v for k, v in vars(args).items() if k in names}, **values})
+
+
+def report(args, function, *, line=None, row_line=None, **values):
+    """Measures, prints and writes: the ending of every benchmark script.
+
+    Calls `function` with the flags (`call`) and `values`, prints each of the
+    record's `rows` as `row_line` and the record as `line` (format strings
+    over their keys), then `finish`es: `--json` and the `images/s:` line.
+    """
+    record = call(function, args, **values)
+    for row in record["rows"] if row_line else ():
+        print(row_line.format_map(row))
+    if line:
+        print(line.format_map(record))
+    finish(record, args)
 
 
 def run(main, argv=None):

@@ -145,14 +145,13 @@ def main(argv=None):
     p.add_argument("--frame-size", type=common.frame_size, default=(1536, 662), help="WxH")
     p.set_defaults(seconds=5.0)
     args = p.parse_args(argv)
-    record = common.call(run_scaling, args, factors=common.factors(args.factors))
-    for row in record["rows"]:
-        print(
-            f"{row['factor']}x: {row['images']} files, build {row['build_s']:.1f} s, "
-            f"input {row['input_images_per_second']:.1f} images/s, "
-            f"epoch {row['epoch_s']:.1f} s"
-        )
-    common.finish(record, args)
+    common.report(
+        args,
+        run_scaling,
+        row_line="{factor}x: {images} files, build {build_s:.1f} s, "
+        "input {input_images_per_second:.1f} images/s, epoch {epoch_s:.1f} s",
+        factors=common.factors(args.factors),
+    )
 
 
 if __name__ == "__main__":

@@ -98,14 +98,13 @@ def main(argv=None):
     p.add_argument("--images", type=common.positive_int, default=64, help="distinct frames")
     p.add_argument("--frame-size", type=common.frame_size, default=(1536, 662), help="WxH")
     args = p.parse_args(argv)
-    record = common.call(run_decode, args, count=args.images)
-    for row in record["rows"]:
-        print(
-            f"{row['variant']:>10}: {row['mean_kb']:6.1f} KB/file, "
-            f"{row['images_per_second']:8.1f} images/s"
-        )
-    print(f"stored vs full, per CPU-second: {record['stored_vs_full']:.1f}x")
-    common.finish(record, args)
+    common.report(
+        args,
+        run_decode,
+        row_line="{variant:>10}: {mean_kb:6.1f} KB/file, {images_per_second:8.1f} images/s",
+        line="stored vs full, per CPU-second: {stored_vs_full:.1f}x",
+        count=args.images,
+    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,41 @@ import tempfile
 import time
 
 
+def headless_chromium(
+    profile_dir,
+    *,
+    window_size,
+    chromium="/usr/bin/chromium",
+    chromedriver="/usr/bin/chromedriver",
+    capabilities=None,
+):
+    """Debian's headless Chromium under Selenium: its own profile, no background traffic.
+
+    `tests/test_app_browser.py` drives the app with the same browser.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--window-size={window_size}",
+        f"--user-data-dir={profile_dir}",
+    ):
+        options.add_argument(flag)
+    for name, value in (capabilities or {}).items():
+        options.set_capability(name, value)
+    return webdriver.Chrome(service=Service(chromedriver), options=options)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -27,8 +62,6 @@ def main(argv=None):
     import httpx
     import numpy as np
     from PIL import Image
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -52,22 +85,7 @@ def main(argv=None):
                 break
             except httpx.TransportError:
                 time.sleep(0.5)
-        options = webdriver.ChromeOptions()
-        options.binary_location = "/usr/bin/chromium"
-        for flag in (
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--window-size=1280,1250",
-            f"--user-data-dir={work / 'profile'}",
-        ):
-            options.add_argument(flag)
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        driver = headless_chromium(work / "profile", window_size="1280,1250")
         try:
             driver.get(url)
             wait = WebDriverWait(driver, 120)

@@ -13,21 +13,9 @@ on augmented images (`cache_features=False`); `--hparams` with
 CPU, no augmentation).
 """
 
-from keras_geo.config import TrainConfig
+from keras_geo.experiments import finetune_haversine
 
 
 def config():
-    return TrainConfig(
-        dataset="geoguessr/top20",
-        weights="imagenet",
-        image_size=224,
-        epochs_frozen=10,
-        epochs_finetune=0,
-        batch_size=180,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        loss="haversine",
-        alpha=2.5,
-        flip=True,
-        cache_features=False,
-    )
+    # The authors' recipe without its fine-tuning phase; the head sees augmented images.
+    return finetune_haversine.config().replace(epochs_finetune=0, cache_features=False)

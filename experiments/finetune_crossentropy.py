@@ -12,20 +12,8 @@ features, 40 fine-tuning epochs, Adam lr 1e-3, weight decay 1e-4, batch 180,
 flips on), with sparse categorical cross-entropy: the ablation of the loss.
 """
 
-from keras_geo.config import TrainConfig
+from keras_geo.experiments import finetune_haversine
 
 
 def config():
-    return TrainConfig(
-        dataset="geoguessr/top20",
-        weights="imagenet",
-        image_size=224,
-        epochs_frozen=10,
-        epochs_finetune=40,
-        batch_size=180,
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        loss="crossentropy",
-        flip=True,
-        cache_features=True,
-    )
+    return finetune_haversine.config().replace(loss="crossentropy")

@@ -50,15 +50,6 @@ def tiny_config(synthetic_data_dir):
 
     `tiny_config(**overrides)`; defaults: 1 frozen and 1 fine-tuning epoch, batch 64.
     """
-    from keras_geo.config import TrainConfig
+    import train_helpers
 
-    base = TrainConfig(
-        dataset="geoguessr/synthetic",
-        data_dir=synthetic_data_dir,
-        weights="none",
-        image_size=32,
-        epochs_frozen=1,
-        epochs_finetune=1,
-        batch_size=64,
-    )
-    return lambda **overrides: base.replace(**overrides)
+    return lambda **overrides: train_helpers.tiny_config(synthetic_data_dir, **overrides)

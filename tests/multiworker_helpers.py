@@ -117,9 +117,9 @@ def _train_and_die(run_dir, data_dir, marker, finetune_steps):
     records that it did), as a machine failure would.
     """
     import keras
+    from train_helpers import tiny_config
 
     from keras_geo import distribute, training
-    from keras_geo.config import TrainConfig
 
     class DieOnce(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
@@ -127,14 +127,10 @@ def _train_and_die(run_dir, data_dir, marker, finetune_steps):
                 open(marker, "w").close()
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    config = TrainConfig(
-        dataset="geoguessr/synthetic",
-        data_dir=data_dir,
-        weights="none",
-        image_size=32,
+    config = tiny_config(
+        data_dir,
         epochs_frozen=2,
         epochs_finetune=1 if int(finetune_steps) else 0,
-        batch_size=64,
         strategy="multiworker",
     )
     steps = int(finetune_steps) or None

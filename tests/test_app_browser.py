@@ -8,10 +8,15 @@ nothing but the app itself. `.ci/run` installs `chromium` and
 """
 
 import json
+import pathlib
 import shutil
+import sys
 
 import pytest
 from app_helpers import ThreadedServer, save_models, scene_files
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "docs"))
+from app_screenshot import headless_chromium  # noqa: E402  (README's screenshot: the same browser)
 
 from keras_geo import predict
 from keras_geo.app import server
@@ -40,26 +45,13 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1280,1600",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = headless_chromium(
+        tmp_path_factory.mktemp("chromium-profile"),
+        window_size="1280,1600",
+        chromium=CHROMIUM,
+        chromedriver=CHROMEDRIVER,
+        capabilities={"goog:loggingPrefs": {"performance": "ALL"}},
+    )
     yield driver
     driver.quit()
 

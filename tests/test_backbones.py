@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from train_helpers import compile_eagerly
 
 from keras_geo import backbones, export, runs
 from keras_geo import model as geo_model
@@ -51,17 +52,6 @@ def _trainable_layers(model):
     return [layer for layer in base.layers if layer.trainable_weights]
 
 
-def _compile(model):
-    geo_model.compile_model(
-        model,
-        loss="sparse_categorical_crossentropy",
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        class_names=None,
-        run_eagerly=True,
-    )
-
-
 def test_registry_matches_last_stage_table():
     assert set(LAST_STAGE) == set(backbones.NAMES)
 
@@ -74,7 +64,7 @@ def test_trains_one_step_per_phase_with_the_expected_trainable_sets(built, tmp_p
 
     geo_model.set_phase(model, "frozen")
     assert _trainable_layers(model) == []
-    _compile(model)
+    compile_eagerly(model, learning_rate=1e-3)
     head = model.get_layer("head").kernel.numpy().copy()
     model.train_on_batch(_images(), np.array([0, 1]))
     assert not np.array_equal(model.get_layer("head").kernel.numpy(), head)
@@ -90,7 +80,7 @@ def test_trains_one_step_per_phase_with_the_expected_trainable_sets(built, tmp_p
     ]
     assert expected and [layer.name for layer in last] == expected
     assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in last)
-    _compile(model)
+    compile_eagerly(model, learning_rate=1e-3)
     before = [w.numpy().copy() for layer in last for w in layer.trainable_weights]
     model.train_on_batch(_images(), np.array([0, 1]))
     after = [w.numpy() for layer in last for w in layer.trainable_weights]

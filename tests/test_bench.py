@@ -115,23 +115,8 @@ def test_image_folder_labels_sorted_folders(tiny_kaggle):
 
 def test_bench_baseline(tiny_kaggle, capsys, tmp_path):
     out = tmp_path / "baseline.json"
-    code = script(
-        [
-            "baseline",
-            "--manual-dir",
-            str(tiny_kaggle),
-            "--seconds",
-            "0.2",
-            "--batch-size",
-            "4",
-            "--workers",
-            "2",
-            "--image-size",
-            "32",
-            "--json",
-            str(out),
-        ]
-    )
+    flags = "--seconds 0.2 --batch-size 4 --workers 2 --image-size 32".split()
+    code = script(["baseline", *flags, "--manual-dir", str(tiny_kaggle), "--json", str(out)])
     assert code == 0
     assert RESULT.match(last_line(capsys))
     record = json.loads(out.read_text())
@@ -144,61 +129,23 @@ def test_bench_baseline_empty_dir_is_a_user_error(tmp_path, capsys):
 
 
 def test_bench_input(synthetic_data_dir, capsys):
-    code = main(
-        [
-            "bench",
-            "input",
-            "--dataset",
-            "geoguessr/synthetic",
-            "--data-dir",
-            synthetic_data_dir,
-            "--batch-size",
-            "8",
-            "--image-size",
-            "32",
-            "--seconds",
-            "0.2",
-        ]
-    )
+    flags = "--dataset geoguessr/synthetic --batch-size 8 --image-size 32 --seconds 0.2".split()
+    code = main(["bench", "input", *flags, "--data-dir", synthetic_data_dir])
     assert code == 0
     assert RESULT.match(last_line(capsys))
 
 
 def test_bench_input_unbuilt_dataset_names_build_command(tmp_path, capsys):
-    code = main(
-        [
-            "bench",
-            "input",
-            "--dataset",
-            "geoguessr/top20",
-            "--data-dir",
-            str(tmp_path),
-            "--seconds",
-            "0.2",
-        ]
-    )
+    flags = "--dataset geoguessr/top20 --seconds 0.2".split()
+    code = main(["bench", "input", *flags, "--data-dir", str(tmp_path)])
     assert code == 2
     assert "keras-geo data build" in capsys.readouterr().err
 
 
 def test_bench_train_frozen(capsys, tmp_path):
     out = tmp_path / "frozen.json"
-    code = main(
-        [
-            "bench",
-            "train",
-            "--phase",
-            "frozen",
-            "--image-size",
-            "32",
-            "--batch-size",
-            "2",
-            "--steps",
-            "1",
-            "--json",
-            str(out),
-        ]
-    )
+    flags = "--phase frozen --image-size 32 --batch-size 2 --steps 1".split()
+    code = main(["bench", "train", *flags, "--json", str(out)])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith(("device: CPU", "device: GPU"))
@@ -220,41 +167,16 @@ def test_train_phases_train_nested_layer_sets():
 @pytest.mark.slow
 @pytest.mark.parametrize("phase", ["finetune", "full"])
 def test_bench_train_backward_phases(capsys, phase):
-    code = main(
-        [
-            "bench",
-            "train",
-            "--phase",
-            phase,
-            "--image-size",
-            "32",
-            "--batch-size",
-            "2",
-            "--steps",
-            "1",
-        ]
-    )
+    flags = "--image-size 32 --batch-size 2 --steps 1".split()
+    code = main(["bench", "train", "--phase", phase, *flags])
     assert code == 0
     assert RESULT.match(last_line(capsys))
 
 
 def test_bench_decode(capsys, tmp_path):
     out = tmp_path / "decode.json"
-    code = script(
-        [
-            "storage",
-            "--images",
-            "2",
-            "--frame-size",
-            "96x48",
-            "--image-size",
-            "32",
-            "--seconds",
-            "0.2",
-            "--json",
-            str(out),
-        ]
-    )
+    flags = "--images 2 --frame-size 96x48 --image-size 32 --seconds 0.2".split()
+    code = script(["storage", *flags, "--json", str(out)])
     assert code == 0
     assert RESULT.match(last_line(capsys))
     variants = [row["variant"] for row in json.loads(out.read_text())["rows"]]
@@ -263,21 +185,8 @@ def test_bench_decode(capsys, tmp_path):
 
 def test_bench_cache(capsys, tmp_path):
     out = tmp_path / "cache.json"
-    code = script(
-        [
-            "cache",
-            "--images",
-            "8",
-            "--image-size",
-            "32",
-            "--batch-size",
-            "4",
-            "--work-dir",
-            str(tmp_path / "cache"),
-            "--json",
-            str(out),
-        ]
-    )
+    flags = "--images 8 --image-size 32 --batch-size 4".split()
+    code = script(["cache", *flags, "--work-dir", str(tmp_path / "cache"), "--json", str(out)])
     assert code == 0
     assert RESULT.match(last_line(capsys))
     record = json.loads(out.read_text())
@@ -286,25 +195,8 @@ def test_bench_cache(capsys, tmp_path):
 
 def test_bench_scaling(capsys, tmp_path):
     out = tmp_path / "scaling.json"
-    code = script(
-        [
-            "scaling",
-            "--work-dir",
-            str(tmp_path),
-            "--per-country",
-            "3",
-            "--factors",
-            "1,2",
-            "--frame-size",
-            TINY_FRAME,
-            "--image-size",
-            "32",
-            "--seconds",
-            "0.2",
-            "--json",
-            str(out),
-        ]
-    )
+    flags = f"--per-country 3 --factors 1,2 --frame-size {TINY_FRAME} --image-size 32 --seconds 0.2"
+    code = script(["scaling", *flags.split(), "--work-dir", str(tmp_path), "--json", str(out)])
     assert code == 0
     assert RESULT.match(last_line(capsys))
     rows = json.loads(out.read_text())["rows"]

@@ -5,6 +5,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from train_helpers import EpochCounter
 
 from keras_geo import paths, runs, training
 from keras_geo.errors import StorageError
@@ -18,15 +19,6 @@ def _tiny_model():
 
 def _temporary_files(folder):
     return sorted(p.name for p in folder.rglob(f"{paths.TMP_PREFIX}*"))
-
-
-class EpochCounter(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.epochs = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
 
 
 class FillDiskAfterEpoch(keras.callbacks.Callback):

@@ -6,6 +6,7 @@ Bad input must end with exit code 2 and one line on stderr, no traceback.
 import json
 
 import pytest
+from train_helpers import synthetic_argv
 
 from keras_geo.cli import main as cli_main
 from keras_geo.cli import train as cli_train
@@ -105,8 +106,8 @@ def test_image_size_below_resnet_minimum(tmp_path, capsys):
 
 
 def test_dataset_never_built_names_the_build_command(tmp_path, capsys):
-    argv = ["train", "--dataset", "geoguessr/synthetic", "--data-dir", str(tmp_path)]
-    err = _fails(capsys, argv + ["--run-dir", str(tmp_path / "run"), *TINY], "data build")
+    argv = synthetic_argv("train", tmp_path, "--run-dir", str(tmp_path / "run"), *TINY)
+    err = _fails(capsys, argv, "data build")
     assert "--config synthetic" in err
 
 
@@ -130,14 +131,8 @@ def test_run_dir_that_is_a_file(tmp_path, capsys):
 def test_weights_file_that_does_not_fit(synthetic_data_dir, tmp_path, capsys):
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not an h5 file")
-    argv = [
-        "train",
-        "--dataset",
-        "geoguessr/synthetic",
-        "--data-dir",
-        synthetic_data_dir,
-    ]
-    argv += ["--run-dir", str(tmp_path / "run"), *TINY, "--weights", str(bad)]
+    argv = synthetic_argv("train", synthetic_data_dir, "--run-dir", str(tmp_path / "run"))
+    argv += [*TINY, "--weights", str(bad)]
     _fails(capsys, argv, "bad.h5")
 
 
@@ -148,14 +143,8 @@ def test_weights_imagenet_without_network(synthetic_data_dir, tmp_path, capsys, 
         raise Exception("URL fetch failure: no network")
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
-    argv = [
-        "train",
-        "--dataset",
-        "geoguessr/synthetic",
-        "--data-dir",
-        synthetic_data_dir,
-    ]
-    argv += ["--run-dir", str(tmp_path / "run"), *TINY, "--weights", "imagenet"]
+    argv = synthetic_argv("train", synthetic_data_dir, "--run-dir", str(tmp_path / "run"))
+    argv += [*TINY, "--weights", "imagenet"]
     err = _fails(capsys, argv, "--weights none")
     assert ".h5" in err
 

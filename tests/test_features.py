@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from train_helpers import compile_eagerly
 
 from keras_geo import features, pipeline
 from keras_geo import model as geo_model
@@ -28,15 +29,7 @@ def _dataset(seed=0):
 def _built(seed=0):
     keras.utils.set_random_seed(seed)
     model = geo_model.build_model(NUM_CLASSES, image_size=SIZE, weights=None)
-    geo_model.compile_model(
-        model,
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        learning_rate=1e-2,
-        weight_decay=1e-4,
-        class_names=None,
-        jit_compile=False,
-        run_eagerly=True,  # no tracing: faster on tiny CPU tests
-    )
+    compile_eagerly(model)
     return model
 
 

@@ -5,6 +5,7 @@ import os
 import keras
 import numpy as np
 import pytest
+from train_helpers import compile_eagerly
 
 from keras_geo import model as geo_model
 from keras_geo.errors import UserError
@@ -25,18 +26,6 @@ def model():
 
 def _images(n=4, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, SIZE, SIZE, 3)).astype("float32")
-
-
-def _compile(model, learning_rate=1e-2):
-    geo_model.compile_model(
-        model,
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        learning_rate=learning_rate,
-        weight_decay=1e-4,
-        class_names=None,
-        jit_compile=False,
-        run_eagerly=True,  # no tracing: faster on tiny CPU tests
-    )
 
 
 def test_layout(model):
@@ -105,7 +94,7 @@ def test_finetune_step_keeps_batchnorm_statistics_and_changes_conv5():
     keras.utils.set_random_seed(1)
     model = geo_model.build_model(NUM_CLASSES, image_size=SIZE, weights=None)
     geo_model.set_phase(model, "finetune")
-    _compile(model)
+    compile_eagerly(model)
     base = geo_model.backbone(model)
     bn = {w.path: w.numpy().copy() for w in base.weights if "_bn/" in w.path}
     conv4 = base.get_layer("conv4_block6_3_conv").kernel.numpy().copy()
@@ -173,7 +162,7 @@ def test_no_weights_spellings(weights, monkeypatch):
 
 
 def test_compile_model_metrics(model):
-    _compile(model)
+    compile_eagerly(model)
     assert isinstance(model.optimizer, keras.optimizers.AdamW)
     assert model.optimizer.weight_decay == pytest.approx(1e-4)
     logs = model.evaluate(_images(), np.arange(4), batch_size=4, verbose=0, return_dict=True)
@@ -183,15 +172,7 @@ def test_compile_model_metrics(model):
 def test_compile_model_with_mean_km():
     names = ["Japan", "France", "Brazil"]
     model = geo_model.build_model(len(names), image_size=SIZE, weights=None)
-    geo_model.compile_model(
-        model,
-        loss="sparse_categorical_crossentropy",
-        learning_rate=1e-3,
-        weight_decay=1e-4,
-        class_names=names,
-        jit_compile=False,
-        run_eagerly=True,
-    )
+    compile_eagerly(model, learning_rate=1e-3, class_names=names)
     logs = model.evaluate(_images(3), np.arange(3), verbose=0, return_dict=True)
     assert "mean_km" in logs and "top5_accuracy" in logs
 
@@ -206,7 +187,7 @@ def test_mixed_precision_forward_and_train_step():
     probs = keras.ops.convert_to_numpy(model(_images()))
     assert probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-3)
-    _compile(model)
+    compile_eagerly(model)
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
     kernel = model.get_layer("head").kernel.numpy().copy()
     history = model.fit(_images(), np.arange(4) % NUM_CLASSES, epochs=1, verbose=0)

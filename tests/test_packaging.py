@@ -37,6 +37,8 @@ def test_wheel_has_the_builders_data_files(wheel):
     folder = "tfds_geoguessr/geoguessr/"
     for name in ("labels_top20.txt", "labels_all.txt", "README.md", "CITATIONS.bib", "TAGS.txt"):
         assert folder + name in wheel_names
+    for name in ("synthetic_cues.csv", "synthetic_climates.csv"):  # The synthetic scenes' tables.
+        assert folder + name in wheel_names
     assert any(n.startswith(folder + "dummy_data/") and n.endswith(".jpg") for n in wheel_names)
 
 

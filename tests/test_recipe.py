@@ -7,6 +7,7 @@ import re
 import keras
 import numpy as np
 import pytest
+from train_helpers import compile_eagerly, synthetic_argv
 
 from keras_geo import datasets, runs, training
 from keras_geo import model as geo_model
@@ -33,14 +34,7 @@ def test_class_weights_by_hand():
 def test_class_weights_change_the_training_loss_as_computed_by_hand():
     keras.utils.set_random_seed(0)
     model = geo_model.build_model(2, backbone="vgg16", image_size=SIZE, weights=None)
-    geo_model.compile_model(
-        model,
-        loss="sparse_categorical_crossentropy",
-        learning_rate=1e-3,
-        weight_decay=0.0,
-        class_names=None,
-        run_eagerly=True,
-    )
+    compile_eagerly(model, learning_rate=1e-3, weight_decay=0.0)
     images = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, 3)).astype("float32")
     labels = np.array([0, 0, 0, 1])
     probabilities = keras.ops.convert_to_numpy(model(images))
@@ -149,21 +143,8 @@ def test_weights_file_of_another_backbone_leaves_no_run_dir(synthetic_data_dir, 
         geo_model.build_model(2, backbone="vgg16", image_size=SIZE, weights=None)
     ).save_weights(path)
     run_dir = tmp_path / "run"
-    code = main(
-        [
-            "train",
-            "--run-dir",
-            str(run_dir),
-            "--dataset",
-            "geoguessr/synthetic",
-            "--data-dir",
-            synthetic_data_dir,
-            "--image-size",
-            str(SIZE),
-            "--weights",
-            str(path),
-        ]
-    )
+    flags = ["--run-dir", str(run_dir), "--image-size", str(SIZE), "--weights", str(path)]
+    code = main(synthetic_argv("train", synthetic_data_dir, *flags))
     err = capsys.readouterr().err.strip()
     assert code != 0 and "does not fit ResNet50" in err and "\n" not in err
     assert not run_dir.exists()

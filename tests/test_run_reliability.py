@@ -7,6 +7,7 @@ import socket
 import keras
 import pytest
 from PIL import Image
+from train_helpers import synthetic_argv
 
 from keras_geo import export, predict, runs, tuning
 from keras_geo.cli.main import main
@@ -26,25 +27,8 @@ def _tiny_model(inputs=(8,)):
 
 
 def _train_argv(run_dir, data_dir):
-    return [
-        "train",
-        "--run-dir",
-        str(run_dir),
-        "--dataset",
-        "geoguessr/synthetic",
-        "--data-dir",
-        data_dir,
-        "--weights",
-        "none",
-        "--image-size",
-        "32",
-        "--epochs-frozen",
-        "0",
-        "--epochs-finetune",
-        "0",
-        "--batch-size",
-        "64",
-    ]
+    tiny = "--weights none --image-size 32 --epochs-frozen 0 --epochs-finetune 0 --batch-size 64"
+    return synthetic_argv("train", data_dir, "--run-dir", str(run_dir), *tiny.split())
 
 
 def test_train_on_a_full_then_read_only_disk(tmpfs, synthetic_data_dir, capsys):

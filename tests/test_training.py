@@ -12,23 +12,13 @@ import textwrap
 
 import keras
 import pytest
+from train_helpers import EpochCounter
 
 from keras_geo import runs, training
 from keras_geo.config import TrainConfig
 from keras_geo.errors import UserError
 
 STEPS = 2  # batches per image-path epoch
-
-
-class EpochCounter(keras.callbacks.Callback):
-    """Records the index of every epoch `fit` starts."""
-
-    def __init__(self):
-        super().__init__()
-        self.epochs = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epochs.append(epoch)
 
 
 class Interrupt(keras.callbacks.Callback):

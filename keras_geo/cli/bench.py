@@ -11,7 +11,8 @@ from keras_geo.cli import flags
 from keras_geo.config import PHASES, TrainConfig, choices
 
 DEFAULT_SECONDS = 15.0
-# The TrainConfig fields `bench input` and `bench train` take, as `train` spells them.
+# The TrainConfig fields `bench input` and `bench train` take, as `train` spells them
+# (and as `run_input` and `run_train` name their parameters).
 _INPUT_FIELDS = ("dataset", "data_dir", "batch_size", "image_size", "flip")
 _INPUT_DEFAULTS = TrainConfig(batch_size=64)
 _TRAIN_FIELDS = ("image_size", "batch_size", "weights", "mixed_precision")
@@ -76,19 +77,17 @@ def finish(record, args):
     print(result_line(record["images_per_second"]))
 
 
+def _config_fields(args, fields, defaults):
+    """`fields` of `defaults` with the flags applied: the keyword arguments of a benchmark."""
+    config = defaults.replace(**flags.config_overrides(args))
+    return {name: getattr(config, name) for name in fields}
+
+
 def _run_input(args):
     from keras_geo.bench.input import run_input
 
-    config = _INPUT_DEFAULTS.replace(**flags.config_overrides(args))
-    record = run_input(
-        config.dataset,
-        data_dir=config.data_dir,
-        split=args.split,
-        batch_size=config.batch_size,
-        image_size=config.image_size,
-        seconds=args.seconds,
-        flip=config.flip,
-    )
+    fields = _config_fields(args, _INPUT_FIELDS, _INPUT_DEFAULTS)
+    record = run_input(split=args.split, seconds=args.seconds, **fields)
     print(
         f"{record['images']} images in {record['seconds']:.1f} s, "
         f"{record['images_per_cpu_second']:.1f} images per CPU-second"
@@ -100,18 +99,10 @@ def _run_train(args):
     from keras_geo.bench.timing import write_json
     from keras_geo.bench.train import run_train
 
-    config = _TRAIN_DEFAULTS.replace(**flags.config_overrides(args))
+    fields = _config_fields(args, _TRAIN_FIELDS, _TRAIN_DEFAULTS)
     records = []
     for name in args.backbone:
-        record = run_train(
-            args.phase,
-            image_size=config.image_size,
-            batch_size=config.batch_size,
-            steps=args.steps,
-            mixed_precision=config.mixed_precision,
-            weights=config.weights,
-            backbone=name,
-        )
+        record = run_train(args.phase, steps=args.steps, backbone=name, **fields)
         print(f"device: {record['device']}")
         print(
             f"{name} phase {record['phase']}: {record['parameters']:,} parameters "

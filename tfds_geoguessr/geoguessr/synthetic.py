@@ -8,8 +8,9 @@ utility pole, bollards and an oncoming car, plus a GeoGuessr-style UI overlay
 (score box, minimap, control column, navigation chevrons) that is the same for
 every country: it is noise, not a cue.
 
-The country decides the cues in `CUES` (one `CountryCues` per country), which
-are loosely modelled on real-world "GeoGuessr meta" facts, approximately:
+The country decides the cues in `CUES` (one `CountryCues` per country, read
+from the table `synthetic_cues.csv`; climates from `synthetic_climates.csv`),
+which are loosely modelled on real-world "GeoGuessr meta" facts, approximately:
 
 - driving side: the camera sits in the left lane in left-hand-traffic
   countries, so the centre line is right of the image centre, the oncoming car
@@ -32,39 +33,33 @@ Example:
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
 from typing import NamedTuple
 
 import numpy as np
+from etils import epath
 
 _YELLOW = (0.93, 0.75, 0.12)
 _WHITE = (0.95, 0.95, 0.93)
 
 
-# Palettes (RGB in 0..1) of facades and soil.
-_BRICK = ((0.55, 0.28, 0.20), (0.62, 0.35, 0.25), (0.48, 0.25, 0.20))
-_PLASTER = ((0.92, 0.90, 0.84), (0.85, 0.82, 0.74), (0.80, 0.78, 0.76))
-_GREY = ((0.70, 0.70, 0.70), (0.82, 0.82, 0.80), (0.55, 0.56, 0.58))
-_OCHRE = ((0.85, 0.65, 0.40), (0.80, 0.50, 0.32), (0.92, 0.82, 0.62))
-_BRIGHT = (
-    (0.90, 0.45, 0.55),
-    (0.35, 0.60, 0.85),
-    (0.95, 0.80, 0.30),
-    (0.45, 0.75, 0.50),
-)
-_WOODEN = ((0.60, 0.15, 0.12), (0.90, 0.88, 0.80), (0.85, 0.75, 0.45))
-_DARK_SOIL = (0.42, 0.38, 0.30)
-_RED_SOIL = (0.66, 0.34, 0.20)
-_TAN_SOIL = (0.74, 0.62, 0.45)
+# Palettes (RGB in 0..1) of facades and soil, by their names in `synthetic_cues.csv`.
+FACADES = {
+    "brick": ((0.55, 0.28, 0.20), (0.62, 0.35, 0.25), (0.48, 0.25, 0.20)),
+    "plaster": ((0.92, 0.90, 0.84), (0.85, 0.82, 0.74), (0.80, 0.78, 0.76)),
+    "grey": ((0.70, 0.70, 0.70), (0.82, 0.82, 0.80), (0.55, 0.56, 0.58)),
+    "ochre": ((0.85, 0.65, 0.40), (0.80, 0.50, 0.32), (0.92, 0.82, 0.62)),
+    "bright": ((0.90, 0.45, 0.55), (0.35, 0.60, 0.85), (0.95, 0.80, 0.30), (0.45, 0.75, 0.50)),
+    "wooden": ((0.60, 0.15, 0.12), (0.90, 0.88, 0.80), (0.85, 0.75, 0.45)),
+}
+SOILS = {"dark": (0.42, 0.38, 0.30), "red": (0.66, 0.34, 0.20), "tan": (0.74, 0.62, 0.45)}
 
 
 @dataclasses.dataclass(frozen=True)
 class CountryCues:
-    """The visual cues of one country in the synthetic scenes.
-
-    Defaults are the most common value across `CUES`, which lists only what
-    differs for each country.
+    """The visual cues of one country in the synthetic scenes (a row of `synthetic_cues.csv`).
 
     Attributes:
         drive: "left" or "right": side of the road the traffic drives on.
@@ -79,28 +74,28 @@ class CountryCues:
         pole: utility-pole material: "wood", "concrete" or "none".
         wires: number of overhead wires from the pole.
         buildings: probability that a scene has roadside buildings.
-        building_colours: facade colours (RGB in 0..1) to pick from.
-        soil: colour of the verge / bare soil (RGB in 0..1).
+        building_colours: facade colours (RGB in 0..1) to pick from (`FACADES`).
+        soil: colour of the verge / bare soil (RGB in 0..1, `SOILS`).
         snow: probability of a snowy scene.
         overcast: probability of a grey, overcast sky.
         mountains: whether distant mountains show on the horizon.
     """
 
-    drive: str = "right"
-    centre: str = "white"
-    centre_style: str = "dashed"
-    edge: str = "white"
-    climate: str = "temperate"
-    sign: str = "diamond_yellow"
-    bollard: str = "none"
-    pole: str = "concrete"
-    wires: int = 1
-    buildings: float = 0.15
-    building_colours: tuple = _PLASTER
-    soil: tuple = _DARK_SOIL
-    snow: float = 0.0
-    overcast: float = 0.3
-    mountains: bool = False
+    drive: str
+    centre: str
+    centre_style: str
+    edge: str
+    climate: str
+    sign: str
+    bollard: str
+    pole: str
+    wires: int
+    buildings: float
+    building_colours: tuple
+    soil: tuple
+    snow: float
+    overcast: float
+    mountains: bool
 
 
 class Climate(NamedTuple):
@@ -113,246 +108,40 @@ class Climate(NamedTuple):
     trees: str  # "conifer", "broadleaf", "palm", "shrub" or "sparse"
 
 
+def _read_table(name):
+    """Rows of the CSV table `name` beside this module: {first column: {column: text}}.
+
+    The tables are part of the versioned `geoguessr/synthetic` data: any
+    change to them changes the drawn images.
+    """
+    text = (epath.Path(__file__).parent / name).read_text()
+    rows = csv.DictReader(text.splitlines(), skipinitialspace=True)
+    key = rows.fieldnames[0]
+    return {row.pop(key): row for row in rows}
+
+
+def _rgb(text):
+    return tuple(float(part) for part in text.split())
+
+
+def _country_cues(row):
+    """A `CountryCues` from a row of `synthetic_cues.csv`: palettes by name, yes/no."""
+    parse = {"str": str, "int": int, "float": float, "bool": {"yes": True, "no": False}.__getitem__}
+    values = {
+        field.name: parse[field.type](row[field.name])
+        for field in dataclasses.fields(CountryCues)
+        if field.type in parse
+    }
+    return CountryCues(
+        **values, building_colours=FACADES[row["building_colours"]], soil=SOILS[row["soil"]]
+    )
+
+
 CLIMATES = {
-    "boreal": Climate(
-        (0.42, 0.58, 0.80),
-        (0.80, 0.85, 0.90),
-        (0.36, 0.44, 0.24),
-        (0.10, 0.22, 0.13),
-        "conifer",
-    ),
-    "temperate": Climate(
-        (0.30, 0.52, 0.85),
-        (0.76, 0.84, 0.93),
-        (0.33, 0.55, 0.20),
-        (0.19, 0.37, 0.14),
-        "broadleaf",
-    ),
-    "mediterranean": Climate(
-        (0.20, 0.45, 0.90),
-        (0.72, 0.83, 0.95),
-        (0.62, 0.57, 0.34),
-        (0.29, 0.37, 0.19),
-        "shrub",
-    ),
-    "arid": Climate(
-        (0.22, 0.50, 0.92),
-        (0.80, 0.87, 0.96),
-        (0.74, 0.62, 0.42),
-        (0.42, 0.43, 0.25),
-        "sparse",
-    ),
-    "pampas": Climate(
-        (0.28, 0.52, 0.88),
-        (0.78, 0.86, 0.94),
-        (0.56, 0.62, 0.30),
-        (0.24, 0.34, 0.14),
-        "sparse",
-    ),
-    "savanna": Climate(
-        (0.25, 0.50, 0.90),
-        (0.78, 0.86, 0.95),
-        (0.74, 0.64, 0.38),
-        (0.33, 0.38, 0.18),
-        "shrub",
-    ),
-    "outback": Climate(
-        (0.18, 0.45, 0.90),
-        (0.74, 0.84, 0.96),
-        (0.63, 0.52, 0.33),
-        (0.44, 0.50, 0.36),
-        "broadleaf",
-    ),
-    "tropical": Climate(
-        (0.40, 0.58, 0.82),
-        (0.86, 0.88, 0.90),
-        (0.24, 0.56, 0.14),
-        (0.08, 0.38, 0.10),
-        "palm",
-    ),
+    name: Climate(*(_rgb(row[part]) for part in Climate._fields[:4]), trees=row["trees"])
+    for name, row in _read_table("synthetic_climates.csv").items()
 }
-
-
-CUES = {
-    "Argentina": CountryCues(centre="yellow", climate="pampas", soil=_TAN_SOIL, overcast=0.2),
-    "Australia": CountryCues(
-        drive="left",
-        climate="outback",
-        bollard="white_red",
-        pole="wood",
-        soil=_RED_SOIL,
-        overcast=0.1,
-    ),
-    "Brazil": CountryCues(
-        centre="yellow",
-        centre_style="double",
-        climate="tropical",
-        wires=2,
-        buildings=0.35,
-        building_colours=_BRIGHT,
-        soil=_RED_SOIL,
-        overcast=0.25,
-    ),
-    "Canada": CountryCues(
-        centre="yellow",
-        climate="boreal",
-        pole="wood",
-        wires=2,
-        buildings=0.2,
-        building_colours=_WOODEN,
-        snow=0.25,
-    ),
-    "Finland": CountryCues(
-        centre="yellow",
-        climate="boreal",
-        sign="triangle_yellow",
-        bollard="black_white",
-        pole="wood",
-        buildings=0.1,
-        building_colours=_WOODEN,
-        snow=0.2,
-        overcast=0.35,
-    ),
-    "France": CountryCues(
-        edge="white_dashed", sign="triangle_white", bollard="white_red", pole="wood", buildings=0.35
-    ),
-    "Germany": CountryCues(
-        sign="triangle_white",
-        bollard="white_black",
-        pole="none",
-        wires=0,
-        buildings=0.4,
-        overcast=0.4,
-    ),
-    "Italy": CountryCues(
-        centre_style="solid",
-        climate="mediterranean",
-        sign="triangle_white",
-        bollard="white_black",
-        buildings=0.4,
-        building_colours=_OCHRE,
-        soil=_TAN_SOIL,
-        overcast=0.15,
-        mountains=True,
-    ),
-    "Japan": CountryCues(
-        drive="left",
-        centre_style="solid",
-        wires=5,
-        buildings=0.75,
-        building_colours=_GREY,
-        overcast=0.35,
-        mountains=True,
-    ),
-    "Mexico": CountryCues(
-        centre="yellow",
-        centre_style="double",
-        climate="arid",
-        wires=2,
-        buildings=0.4,
-        building_colours=_BRIGHT,
-        soil=_TAN_SOIL,
-        overcast=0.1,
-        mountains=True,
-    ),
-    "Norway": CountryCues(
-        centre="yellow",
-        climate="boreal",
-        sign="triangle_yellow",
-        bollard="black_yellow",
-        pole="wood",
-        building_colours=_WOODEN,
-        snow=0.25,
-        overcast=0.4,
-        mountains=True,
-    ),
-    "Poland": CountryCues(
-        edge="white_dashed",
-        sign="triangle_yellow",
-        bollard="white_red",
-        buildings=0.3,
-        soil=_TAN_SOIL,
-        snow=0.1,
-        overcast=0.35,
-    ),
-    "Russia": CountryCues(
-        centre_style="solid",
-        climate="boreal",
-        sign="triangle_white",
-        bollard="striped",
-        buildings=0.3,
-        building_colours=_GREY,
-        snow=0.35,
-        overcast=0.45,
-    ),
-    "Singapore": CountryCues(
-        drive="left",
-        edge="yellow",
-        climate="tropical",
-        sign="triangle_white",
-        pole="none",
-        wires=0,
-        buildings=0.95,
-    ),
-    "South Africa": CountryCues(
-        drive="left",
-        edge="yellow",
-        climate="savanna",
-        sign="triangle_white",
-        bollard="white_red",
-        pole="wood",
-        soil=_TAN_SOIL,
-        overcast=0.1,
-        mountains=True,
-    ),
-    "Spain": CountryCues(
-        centre_style="solid",
-        climate="arid",
-        sign="triangle_white",
-        buildings=0.35,
-        building_colours=_OCHRE,
-        soil=_TAN_SOIL,
-        overcast=0.05,
-        mountains=True,
-    ),
-    "Sweden": CountryCues(
-        edge="white_dashed",
-        climate="boreal",
-        sign="triangle_yellow",
-        pole="wood",
-        building_colours=_WOODEN,
-        snow=0.15,
-        overcast=0.35,
-    ),
-    "Thailand": CountryCues(
-        drive="left",
-        centre="yellow",
-        climate="tropical",
-        bollard="striped",
-        wires=5,
-        buildings=0.4,
-        building_colours=_BRIGHT,
-        soil=_RED_SOIL,
-    ),
-    "United Kingdom": CountryCues(
-        drive="left",
-        sign="triangle_white",
-        pole="wood",
-        buildings=0.5,
-        building_colours=_BRICK,
-        overcast=0.55,
-    ),
-    "United States": CountryCues(
-        centre="yellow",
-        centre_style="double",
-        pole="wood",
-        wires=2,
-        buildings=0.25,
-        building_colours=_WOODEN,
-        snow=0.05,
-        overcast=0.2,
-    ),
-}
+CUES = {country: _country_cues(row) for country, row in _read_table("synthetic_cues.csv").items()}
 
 COUNTRIES = tuple(sorted(CUES))
 
