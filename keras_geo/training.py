@@ -356,19 +356,7 @@ def _keep_best_phase(model, run_dir):
 
 
 def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch, class_weight):
-    train_ds = pipeline.train_dataset(
-        data.train,
-        image_size=config.image_size,
-        batch_size=config.batch_size,
-        flip=config.flip,
-        seed=config.seed,
-        min_area=config.crop_min_area,
-    )
-    if config.data_service:
-        train_ds = pipeline.through_service(train_ds, config.data_service)
-    val_ds = pipeline.eval_dataset(
-        data.validation, image_size=config.image_size, batch_size=config.batch_size
-    )
+    train_ds, val_ds = image_datasets(config, data.train, data.validation)
     model.fit(
         train_ds,
         validation_data=val_ds,
@@ -378,6 +366,35 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
         steps_per_epoch=steps_per_epoch,
         class_weight=class_weight,
     )
+
+
+def image_datasets(config, train, validation=None):
+    """The batched image streams `fit` trains and validates on, for `config`.
+
+    `train` is augmented (`pipeline.train_dataset`: crops, flips, seed) and,
+    with `config.data_service`, produced by the tf.data service;
+    `validation` (or None) is resized for evaluation. Used by `train` and by
+    every tuning trial.
+
+    Returns:
+        `(train_ds, val_ds)`; `val_ds` is None without `validation`.
+    """
+    train_ds = pipeline.train_dataset(
+        train,
+        image_size=config.image_size,
+        batch_size=config.batch_size,
+        flip=config.flip,
+        seed=config.seed,
+        min_area=config.crop_min_area,
+    )
+    if config.data_service:
+        train_ds = pipeline.through_service(train_ds, config.data_service)
+    val_ds = None
+    if validation is not None:
+        val_ds = pipeline.eval_dataset(
+            validation, image_size=config.image_size, batch_size=config.batch_size
+        )
+    return train_ds, val_ds
 
 
 def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose, class_weight):

@@ -36,7 +36,6 @@ from keras_geo import (
     datasets,
     features,
     paths,
-    pipeline,
     runs,
     search_space,
     training,
@@ -155,19 +154,7 @@ class GeoHyperModel(keras_tuner.HyperModel):
         callbacks = [*(callbacks or []), FailOnNaNLoss()]
         if self.phase == "frozen" and config.cache_features and self.feature_cache_dir:
             return self._fit_head(model, x, validation_data, config, callbacks, **kwargs)
-        train = pipeline.train_dataset(
-            x,
-            image_size=config.image_size,
-            batch_size=config.batch_size,
-            flip=config.flip,
-            min_area=config.crop_min_area,
-            seed=config.seed,
-        )
-        val = None
-        if validation_data is not None:
-            val = pipeline.eval_dataset(
-                validation_data, image_size=config.image_size, batch_size=config.batch_size
-            )
+        train, val = training.image_datasets(config, x, validation_data)
         return model.fit(train, *args, validation_data=val, callbacks=callbacks, **kwargs)
 
     def _fit_head(self, model, train, val, config, callbacks, **kwargs):
