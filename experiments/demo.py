@@ -27,7 +27,8 @@ learns. Choices, and why:
   side by side (seed 0, the same 2-core CPU): crops of 50% need 15 epochs to
   reach 60% test accuracy (train accuracy still 60% at the end, the model
   underfits); no crops at all overfit (train 79%; the best-validation epoch
-  kept scored 48% on test); 70% (15 epochs) and 85% (12) end at 58% and 65%. Batch 64 (fewer, cheaper updates) reached 42% in 16 epochs.
+  kept scored 48% on test); 70% (15 epochs) and 85% (12) end at 58% and
+  65%. Batch 64 (fewer, cheaper updates) reached 42% in 16 epochs.
 
 Measured (`geoguessr/synthetic` 1.0.0, seed 0, a fresh data dir, the 2-core
 AMD EPYC this project is developed on): test accuracy 65.0% (39 of 60,
