@@ -266,17 +266,11 @@ def _train_lines(train):
     lines = [
         "",
         f"| fine-tuning epoch, {train['image_size']} px | images | wall s | images/s "
-        "| images per CPU-s | ratio |",
-        "|---|---|---|---|---|---|",
+        "| images per CPU-s | cores used | ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
     local = train["rows"][0]
-    for row in train["rows"]:
-        lines.append(
-            f"| {row['input']} | {row['images']} | {row['wall_s']:.1f} | "
-            f"{row['images'] / row['wall_s']:.1f} | {row['images'] / row['cpu_s']:.1f} | "
-            f"{local['wall_s'] / row['wall_s']:.2f}x |"
-        )
-    return lines
+    return lines + [_ratio_row(row["input"], row, local) for row in train["rows"]]
 
 
 def main():
