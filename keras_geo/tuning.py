@@ -361,7 +361,10 @@ def search_settings(config, *, phase, epochs, max_examples, objective=search_spa
 
 
 def _load_data(config, max_examples):
-    train = datasets.load_split(config.dataset, "train", data_dir=config.data_dir)
+    service = bool(config.data_service)  # Trials then read through it, as `train`.
+    train = datasets.load_split(
+        config.dataset, "train", data_dir=config.data_dir, for_service=service
+    )
     val = datasets.load_split(config.dataset, "validation", data_dir=config.data_dir)
     if max_examples:
         train, val = train.take(max_examples), val.take(max_examples)

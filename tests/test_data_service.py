@@ -121,3 +121,25 @@ def test_train_fine_tunes_through_the_service(service, tiny_config, tmp_path):
     assert [row["epoch"] for row in runs.read_history(tmp_path / "run", "finetune")] == [0]
     resumed = config.replace(data_service=None)  # same run, local input
     assert runs.prepare_run_dir(resumed, tmp_path / "run") == tmp_path / "run"
+
+
+def test_tuning_trials_read_their_images_through_the_service(
+    service, tiny_config, tmp_path, monkeypatch
+):
+    """`keras-geo tune --data-service URL`: a trial's image epochs come from the service."""
+    from keras_geo import pipeline, tuning
+
+    served = []
+    through_service = pipeline.through_service
+
+    def spy(ds, address, **kwargs):
+        served.append(address)
+        return through_service(ds, address, **kwargs)
+
+    monkeypatch.setattr(pipeline, "through_service", spy)
+    config = tiny_config(cache_features=False, data_service=service)
+    best = tuning.search(
+        config, tmp_path / "run", phase="frozen", max_trials=1, epochs=1, max_examples=64, verbose=0
+    )
+    assert best is not None  # The trial completed (`search` raises if none did).
+    assert served == [service]
