@@ -19,8 +19,11 @@ Both return float32 pixels in 0-255; the model normalises internally.
 """
 
 import math
+import socket
 
 import tensorflow as tf
+
+from keras_geo.errors import UserError
 
 CROP_SCALE = (0.08, 1.0)
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -297,11 +300,29 @@ def through_service(ds, service, *, job_name=None):
     """
     if "://" not in service:
         service = f"grpc://{service}"
+    check_dispatcher(service)
     return ds.apply(
         tf.data.experimental.service.distribute(
             processing_mode="distributed_epoch", service=service, job_name=job_name
         )
     ).prefetch(tf.data.AUTOTUNE)
+
+
+def check_dispatcher(service, timeout_s=5.0):
+    """Raises UserError unless a dispatcher listens at `service` (`grpc://HOST:PORT`).
+
+    The tf.data service client waits for its dispatcher for ever: a wrong
+    address would hang the run with no message.
+    """
+    address = service.split("://", 1)[-1]
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"--data-service {service}: no dispatcher answers there ({error}); start one with "
+            "`keras-geo data-service dispatcher --port PORT` or fix the address"
+        ) from None
 
 
 def eval_dataset(ds, *, image_size, batch_size):

@@ -154,7 +154,10 @@ class GeoHyperModel(keras_tuner.HyperModel):
         callbacks = [*(callbacks or []), FailOnNaNLoss()]
         if self.phase == "frozen" and config.cache_features and self.feature_cache_dir:
             return self._fit_head(model, x, validation_data, config, callbacks, **kwargs)
-        train, val = training.image_datasets(config, x, validation_data)
+        try:
+            train, val = training.image_datasets(config, x, validation_data)
+        except UserError as error:  # E.g. no dispatcher at --data-service: same for every trial.
+            raise _FatalUserError(str(error)) from error
         return model.fit(train, *args, validation_data=val, callbacks=callbacks, **kwargs)
 
     def _fit_head(self, model, train, val, config, callbacks, **kwargs):

@@ -143,3 +143,26 @@ def test_tuning_trials_read_their_images_through_the_service(
     )
     assert best is not None  # The trial completed (`search` raises if none did).
     assert served == [service]
+
+
+def test_an_address_with_no_dispatcher_is_a_one_line_error():
+    """The service client would wait for ever; `through_service` fails at once instead."""
+    import tensorflow as tf
+
+    from keras_geo import pipeline
+    from keras_geo.errors import UserError
+
+    (port,) = helpers.free_ports(1)
+    with pytest.raises(UserError, match=rf"grpc://127.0.0.1:{port}: no dispatcher answers"):
+        pipeline.through_service(tf.data.Dataset.range(3), f"127.0.0.1:{port}")
+
+
+def test_tune_stops_at_once_without_a_dispatcher(tiny_config, tmp_path):
+    """The first trial's one-line error ends the search: every trial would meet it."""
+    from keras_geo import tuning
+    from keras_geo.errors import UserError
+
+    (port,) = helpers.free_ports(1)
+    config = tiny_config(cache_features=False, data_service=f"grpc://127.0.0.1:{port}")
+    with pytest.raises(UserError, match="no dispatcher answers"):
+        tuning.search(config, tmp_path / "run", phase="frozen", max_trials=3, epochs=1, verbose=0)
