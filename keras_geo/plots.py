@@ -1,7 +1,8 @@
 """The paper's figures as PNG files (Agg backend, nothing is shown).
 
 - `training_curves`: accuracy and loss per epoch, train and validation, one
-  column per phase (the paper's Figure 4: feature extraction | fine tuning).
+  column per phase (the paper's Figure 4: feature extraction | fine tuning);
+  loss on a log scale when it spans more than 20x (`loss_scale`).
 - `confusion_matrix`: rows (true country) normalised to 1, country names on
   both axes, true on y, predicted on x (the paper's Figure 5).
 - `per_country_accuracy`: recall of each country, with its support.
@@ -51,9 +52,12 @@ def training_curves(histories, path):
         epochs = [int(row["epoch"]) + 1 for row in rows]
         for row_index, metric in enumerate(("accuracy", "loss")):
             ax = axes[row_index][column]
-            for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
+            keys = (metric, f"val_{metric}")
+            for key, label in zip(keys, ("train", "validation"), strict=True):
                 values = [row.get(key, np.nan) for row in rows]
                 ax.plot(epochs, values, marker="o", label=label)
+            if metric == "loss":
+                ax.set_yscale(loss_scale([row.get(k, np.nan) for row in rows for k in keys]))
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel(metric)
@@ -63,6 +67,23 @@ def training_curves(histories, path):
     fig.tight_layout()
     _save(fig, path)
     return path
+
+
+def loss_scale(values, spread=20.0):
+    """ "log" when positive losses span more than `spread` times, else "linear".
+
+    A first epoch far above the rest (a random network's BatchNorm settling)
+    would otherwise flatten every later epoch against the axis.
+
+    Example:
+        >>> loss_scale([78.0, 4.4, 1.2]), loss_scale([3.0, 2.5, np.nan])
+        ('log', 'linear')
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0 or values.min() <= 0:
+        return "linear"
+    return "log" if values.max() / values.min() > spread else "linear"
 
 
 def confusion_matrix(matrix, class_names, path, title="Confusion matrix"):
