@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import weakref
 
 import keras
 import numpy as np
@@ -56,7 +57,7 @@ def extract_features(model, ds, *, batch_size, verbose="auto", eager=False):
         `(features float32 [N, D], labels int64 [N])` (D: the backbone's width).
     """
     image_size = model.input_shape[1]
-    extractor = _FeaturesAndLabels(feature_extractor(model))
+    extractor = _features_and_labels(model)
     if int(ds.cardinality()) == 0:  # `predict` refuses an empty dataset.
         return np.zeros((0, extractor.extractor.output_shape[-1]), np.float32), np.zeros(
             (0,), np.int64
@@ -71,6 +72,16 @@ def extract_features(model, ds, *, batch_size, verbose="auto", eager=False):
         return np.concatenate(features), np.concatenate(labels).reshape(-1)
     features, labels = extractor.predict(stream, verbose=keras_verbose(verbose))
     return np.asarray(features, np.float32), np.asarray(labels, np.int64).reshape(-1)
+
+
+_EXTRACTORS = weakref.WeakKeyDictionary()
+
+
+def _features_and_labels(model):
+    """`model`'s one `_FeaturesAndLabels`: the `predict` traced for one split serves the next."""
+    if model not in _EXTRACTORS:
+        _EXTRACTORS[model] = _FeaturesAndLabels(feature_extractor(model))
+    return _EXTRACTORS[model]
 
 
 class _FeaturesAndLabels(keras.Model):

@@ -35,6 +35,7 @@ from keras_geo import backbones
 from keras_geo.config import MIN_IMAGE_SIZE, PHASES
 from keras_geo.errors import UserError
 from keras_geo.metrics import BalancedAccuracy, MeanGreatCircleError
+from keras_geo.optimizers import AdamW
 
 # Caffe-style ImageNet channel means, BGR order (keras.applications.resnet50).
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -262,6 +263,18 @@ def set_phase(model, phase, *, stages="1", train_batchnorm=False):
         layer.trainable = True
 
 
+def training_metrics(num_classes, class_names=None):
+    """The metrics `compile_model` gives a model of `num_classes` (see there)."""
+    metrics = [
+        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+        BalancedAccuracy(num_classes),
+        keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy"),
+    ]
+    if class_names is not None:
+        metrics.append(MeanGreatCircleError(list(class_names)))
+    return metrics
+
+
 def compile_model(
     model,
     *,
@@ -272,7 +285,7 @@ def compile_model(
     jit_compile="auto",
     **compile_kwargs,
 ):
-    """Compiles with AdamW (decoupled weight decay) and the project's metrics.
+    """Compiles with AdamW (`keras_geo.optimizers`) and the project's metrics.
 
     Metrics: `accuracy`, `balanced_accuracy` (mean per-country recall),
     `top5_accuracy` (top min(5, C)), and `mean_km`
@@ -289,19 +302,17 @@ def compile_model(
         jit_compile: "auto" uses XLA on GPU only.
         **compile_kwargs: Passed on to `model.compile`.
     """
-    num_classes = model.output_shape[-1]
-    metrics = [
-        keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-        keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy"),
-    ]
-    metrics.insert(1, BalancedAccuracy(num_classes))
-    if class_names is not None:
-        metrics.append(MeanGreatCircleError(list(class_names)))
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
+        optimizer=AdamW(learning_rate=learning_rate, weight_decay=weight_decay),
         loss=loss,
-        metrics=metrics,
+        metrics=training_metrics(model.output_shape[-1], class_names),
         jit_compile=jit_compile,
         **compile_kwargs,
     )
+    # Create the optimizer's slots now, not in the first traced train step. With no
+    # distribution strategy Keras defers them to that trace (`_maybe_symbolic_build` in
+    # keras/src/backend/tensorflow/trainer.py), and a tf.function that creates variables
+    # is traced twice (tensorflow/tensorflow#48851): 25 s more for the demo's first
+    # fine-tuning step on a 2-core CPU. `tests/test_model.py` notices when Keras stops.
+    model.optimizer.build(model.trainable_variables)
     return model

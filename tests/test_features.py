@@ -55,6 +55,22 @@ def test_cached_feature_path_equals_image_path(model):
     assert np.abs(from_features - from_images).max() < 1e-5
 
 
+def test_one_predict_trace_serves_every_split(monkeypatch):
+    traces = []
+    predict_step = features._FeaturesAndLabels.predict_step
+
+    def counting(self, data):
+        traces.append(data)
+        return predict_step(self, data)
+
+    monkeypatch.setattr(features._FeaturesAndLabels, "predict_step", counting)
+    model = _built()
+    train, _ = features.extract_features(model, _dataset(), batch_size=3, verbose=0)
+    validation, _ = features.extract_features(model, _dataset(1), batch_size=3, verbose=0)
+    assert len(traces) == 1  # 6 images in 2 batches of 3, twice: one trace
+    assert not np.allclose(train, validation)  # each split's own images
+
+
 def test_cache_file_is_written_then_reused(model, tmp_path, monkeypatch):
     kwargs = dict(batch_size=4, cache_dir=str(tmp_path), dataset_key="toy", verbose=0)
     feats, labels = features.cached_features(model, _dataset(), split="train", **kwargs)
