@@ -21,7 +21,7 @@ import baseline  # noqa: E402
 import common  # noqa: E402
 import fake_kaggle  # noqa: E402
 
-SCRIPTS = ("baseline", "cache", "fake_kaggle", "report", "scaling", "storage")
+SCRIPTS = ("baseline", "cache", "fake_kaggle", "first_step", "report", "scaling", "storage")
 
 RESULT = re.compile(r"^images/s: \d+\.\d$")
 TINY_FRAME = "64x32"
@@ -201,6 +201,28 @@ def test_bench_scaling(capsys, tmp_path):
     assert RESULT.match(last_line(capsys))
     rows = json.loads(out.read_text())["rows"]
     assert [row["data_ratio"] for row in rows] == [1.0, 2.0]
+
+
+def test_first_step_measures_both_compiles(monkeypatch):
+    import first_step
+
+    from keras_geo import experiments
+    from keras_geo.config import TrainConfig
+
+    tiny = TrainConfig(
+        weights="none", backbone="vgg16", image_size=32, batch_size=4, lr_schedule="cosine"
+    )
+    monkeypatch.setattr(experiments, "get", lambda name: tiny)
+    stock, ours = (first_step.measure(variant, steps=1) for variant in first_step.VARIANTS)
+    assert stock["variant"] == "stock Keras" and ours["variant"] == "keras-geo"
+    assert stock["trainable_variables"] == ours["trainable_variables"] == 8  # block5 + head
+    assert min(stock["first_step_s"], ours["first_step_s"], ours["step_cpu_s"]) > 0
+
+
+def test_first_step_failing_child_is_a_one_line_error(capsys):
+    assert script(["first_step", "--experiment", "no_such_experiment", "--repeats", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "the stock Keras measurement failed" in err and "no_such_experiment" in err
 
 
 def test_bench_bad_arguments(capsys, tmp_path):
