@@ -49,7 +49,10 @@ def measure(variant, *, experiment="demo", steps=10, seed=0):
     geo_model.set_phase(
         model, "finetune", stages=config.finetune_stages, train_batchnorm=config.weights == "none"
     )
-    rate = training.learning_rate_schedule(config, "finetune", 28 * config.epochs_finetune)
+    steps_per_epoch = 28  # the demo's 880 training images in batches of 32
+    rate = training.learning_rate_schedule(
+        config, "finetune", steps_per_epoch * config.epochs_finetune
+    )
     loss = keras.losses.SparseCategoricalCrossentropy()
     if variant == "keras-geo":
         geo_model.compile_model(
