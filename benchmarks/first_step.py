@@ -3,7 +3,7 @@
 The first fine-tuning step (TensorFlow tracing the train step) and the steps
 after it: a stock Keras compile against `keras_geo.model.compile_model`.
 
-Both compile the experiment's fine-tuning model (the demo's: EfficientNetV2B0
+Both run the experiment's fine-tuning model (the demo's: EfficientNetV2B0
 at 64 px, every layer training) with the same loss, metrics, AdamW weight
 decay and learning-rate schedule (the experiment's warm-up and cosine decay);
 they differ only in the optimizer:
@@ -11,8 +11,9 @@ they differ only in the optimizer:
 - stock Keras: `keras.optimizers.AdamW`, built by Keras inside the first
   traced step (no distribution strategy), which evaluates the schedule once
   per trainable variable;
-- keras-geo: `keras_geo.optimizers.AdamW` (the schedule once per step), built
-  before `fit` by `compile_model`.
+- keras-geo: the model as `train` compiles it (`training.build_phase_model`):
+  `keras_geo.optimizers.AdamW` (the schedule once per step), built before
+  `fit` by `compile_model`.
 
 Each measurement runs in a fresh Python process (nothing traced before), the
 two alternating `--repeats` times; the best of each is reported. Steps run
@@ -21,6 +22,7 @@ on in-memory random pixels.
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -30,6 +32,8 @@ import common
 from keras_geo.errors import UserError
 
 VARIANTS = ("stock Keras", "keras-geo")
+# The demo's training split (geoguessr/synthetic): the schedule's steps per epoch.
+TRAIN_IMAGES = 880
 
 
 def measure(variant, *, experiment="demo", steps=10, seed=0):
@@ -37,32 +41,26 @@ def measure(variant, *, experiment="demo", steps=10, seed=0):
     import keras
     import numpy as np
 
-    from keras_geo import experiments, training
+    from keras_geo import datasets, experiments, training
     from keras_geo import model as geo_model
 
     config = experiments.get(experiment)
-    size, batch, classes = config.image_size, config.batch_size, 20
+    class_names = datasets.class_names(config.dataset)
+    size, batch, classes = config.image_size, config.batch_size, len(class_names)
+    steps_per_epoch = math.ceil(TRAIN_IMAGES / batch)
     keras.utils.set_random_seed(seed)
-    model = geo_model.build_model(
-        classes, backbone=config.backbone, image_size=size, weights=config.weights
+    # keras-geo: the model as `train` compiles it for fine-tuning.
+    model = training.build_phase_model(
+        config, "finetune", class_names, steps_per_epoch=steps_per_epoch
     )
-    geo_model.set_phase(
-        model, "finetune", stages=config.finetune_stages, train_batchnorm=config.weights == "none"
-    )
-    steps_per_epoch = 28  # the demo's 880 training images in batches of 32
-    rate = training.learning_rate_schedule(
-        config, "finetune", steps_per_epoch * config.epochs_finetune
-    )
-    loss = keras.losses.SparseCategoricalCrossentropy()
-    if variant == "keras-geo":
-        geo_model.compile_model(
-            model, loss=loss, learning_rate=rate, weight_decay=config.weight_decay, class_names=None
+    if variant == "stock Keras":  # the same loss, metrics and schedule; Keras's own AdamW
+        rate = training.learning_rate_schedule(
+            config, "finetune", steps_per_epoch * config.epochs_finetune
         )
-    else:
         model.compile(
             optimizer=keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay),
-            loss=loss,
-            metrics=geo_model.training_metrics(classes),
+            loss=model.loss,
+            metrics=geo_model.training_metrics(classes, class_names),
         )
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
@@ -75,6 +73,7 @@ def measure(variant, *, experiment="demo", steps=10, seed=0):
         model.train_on_batch(images, labels)
     return {
         "variant": variant,
+        "optimizer": f"{type(model.optimizer).__module__}.{type(model.optimizer).__name__}",
         "trainable_variables": len(model.trainable_variables),
         "first_step_s": first,
         "step_s": (time.perf_counter() - start) / steps,
@@ -87,7 +86,8 @@ def _in_fresh_process(variant, experiment, steps):
     argv = [sys.executable, __file__, "--variant", variant, "--experiment", experiment]
     done = subprocess.run([*argv, "--steps", str(steps)], capture_output=True, text=True)
     if done.returncode:
-        raise UserError(f"the {variant} measurement failed: {done.stderr.strip().splitlines()[-1]}")
+        why = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+        raise UserError(f"the {variant} measurement failed: {why}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
