@@ -11,8 +11,10 @@ from PIL import Image
 
 from keras_geo import datasets
 from keras_geo.errors import UserError
-from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import read_labels
-from tfds_geoguessr.geoguessr.make_dummy_data import write_kaggle_folder
+from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder, read_labels
+from tfds_geoguessr.geoguessr.make_dummy_data import SIZE, write_kaggle_folder
+
+VERSION = str(Builder.VERSION)  # The dataset folder of this builder version.
 
 TOP20 = read_labels("labels_top20.txt")
 ALL = read_labels("labels_all.txt")
@@ -59,7 +61,8 @@ def _file_names(data_dir, config, split):
     ds = tfds.load(f"geoguessr/{config}", split=split, data_dir=data_dir)
     names = [ex["file_name"].decode() for ex in ds.as_numpy_iterator()]
     for ex in ds.take(1).as_numpy_iterator():
-        assert ex["image"].shape == (224, 224, 3)
+        # The fake frames are smaller than 224 px: stored at their own size, not upscaled.
+        assert ex["image"].shape == (SIZE, SIZE, 3)
     return names
 
 
@@ -89,7 +92,7 @@ def test_build_from_zip_with_bad_inputs(tmp_path):
     assert len(report["per_country"]["train"]) == 20
     for split, count in report["num_examples"].items():
         assert sum(report["per_country"][split].values()) == count
-    path = tmp_path / "tfds" / "geoguessr" / "top20" / "1.0.0" / "build_report.json"
+    path = tmp_path / "tfds" / "geoguessr" / "top20" / VERSION / "build_report.json"
     assert json.loads(path.read_text())["num_examples"] == report["num_examples"]
 
 

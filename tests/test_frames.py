@@ -27,6 +27,15 @@ def test_an_rgb_frame_is_squashed_as_pil_converts_and_resizes_it():
     assert frames.encode_example(data, 32, max_pixels=10**6) == (expected, None)
 
 
+def test_a_frame_is_stored_at_the_config_size_or_its_own_shorter_side():
+    """A Kaggle-sized frame shrinks to the size; a smaller copy is never upscaled."""
+    for (width, height), side in (((300, 240), 224), ((128, 128), 128), ((300, 100), 100)):
+        stored, reason = frames.encode_example(_jpeg(width, height), 224, max_pixels=10**6)
+        assert reason is None
+        with Image.open(io.BytesIO(stored)) as image:
+            assert image.size == (side, side)
+
+
 def test_bad_frames_give_the_reports_reason():
     assert frames.convert_frame((None, "undecodable: gone"), 32, 10**6) == (
         None,

@@ -69,9 +69,13 @@ def encode_example(data: bytes, size: int, max_pixels: int):
 
 
 def squash(data: bytes, size: int, *, max_pixels: int | None = None) -> Image.Image:
-    """Decodes an image file and squashes it to `size` x `size` RGB.
+    """Decodes an image file and squashes it to a square RGB of at most `size`.
 
-    PIL's bilinear resize, antialiased when shrinking: what torchvision's
+    The side is `stored_side(size, width, height)`: `size` for any frame at
+    least that large (a 1536x662 Kaggle frame gives 224x224), the frame's
+    shorter side for a smaller one (a 128x128 copy stays 128x128: an
+    upscaled copy would only cost build time and disk). PIL's bilinear
+    resize, antialiased when shrinking: what torchvision's
     `Resize((224, 224))` did to the PIL frames in the paper. Raises OSError
     (or SyntaxError, ValueError) for data PIL cannot fully decode, and
     `Unusable` for an image above `max_pixels` (checked before decoding) or
@@ -82,7 +86,17 @@ def squash(data: bytes, size: int, *, max_pixels: int | None = None) -> Image.Im
         if reason:
             raise Unusable(reason)
         image.load()
-        return to_rgb(image).resize((size, size), Image.BILINEAR)
+        side = stored_side(size, *image.size)
+        return to_rgb(image).resize((side, side), Image.BILINEAR)
+
+
+def stored_side(size: int, width: int, height: int) -> int:
+    """The side of the stored square: `size`, or the frame's shorter side if smaller.
+
+    >>> stored_side(224, 1536, 662), stored_side(224, 128, 128), stored_side(224, 300, 100)
+    (224, 128, 100)
+    """
+    return min(size, width, height)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -50,22 +50,26 @@ class GeoguessrConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Kaggle "GeoLocation - Geoguessr Images (50K)", split 90:5:5 per country."""
 
-    VERSION = tfds.core.Version("1.0.0")
+    VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release: configs top20, all, synthetic; frames "
         "squashed to 224x224 (synthetic 64x64); hash-ordered 90:5:5 splits.",
+        "1.1.0": "A frame smaller than 224 px is squashed to its shorter side, not "
+        "upscaled (a 128x128 copy is stored at 128x128); the image feature's shape is "
+        "(None, None, 3). Frames of the Kaggle originals are stored as in 1.0.0.",
     }
     BUILDER_CONFIGS = [
         GeoguessrConfig(
             name="top20",
             description="The 20 largest country folders (the paper's classes), "
-            "frames squashed to 224x224.",
+            "frames squashed to 224x224 (smaller frames: to their shorter side).",
             label_file="labels_top20.txt",
             image_size=224,
         ),
         GeoguessrConfig(
             name="all",
-            description="All 124 country folders, frames squashed to 224x224; "
+            description="All 124 country folders, frames squashed to 224x224 (smaller "
+            "frames: to their shorter side); "
             "countries with fewer than 3 images are in train only.",
             label_file="labels_all.txt",
             image_size=224,
@@ -96,7 +100,8 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
 """
 
     def _info(self) -> tfds.core.DatasetInfo:
-        size = self.builder_config.image_size
+        # Drawn scenes have one size; a frame is stored at most at the config's size.
+        size = self.builder_config.image_size if self.builder_config.synthetic else None
         return self.dataset_info_from_configs(
             features=tfds.features.FeaturesDict(
                 {
