@@ -6,8 +6,9 @@ an experiment of `keras_geo.experiments` with `TrainConfig` overrides. Every
 variant trains into its own sibling run directory `OUT/<variant slug>/`
 (`keras_geo.training.train`: a rerun resumes or skips finished runs), then
 `OUT/comparison.csv`, `OUT/comparison.md` and `OUT/comparison.png` compare
-their test metrics: accuracy, balanced accuracy, top-5, median km and the
-GeoGuessr score.
+their metrics on the VALIDATION split by default: accuracy, balanced accuracy,
+top-5, median km and the GeoGuessr score. Choose a recipe there; the test
+split (`split="test"`) is for reporting the one chosen, never for choosing.
 """
 
 import csv
@@ -20,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from keras_geo import (
+    evaluation,
     experiments,
     paths,
     plots,  # noqa: F401 (selects the Agg backend)
@@ -28,8 +30,10 @@ from keras_geo import (
 )
 from keras_geo.errors import UserError
 
+SPLITS = ("validation", "test")
 COLUMNS = (
     "variant",
+    "split",
     "accuracy",
     "balanced_accuracy",
     "top5_accuracy",
@@ -103,18 +107,21 @@ def parse_value(config, field, text):
     return text
 
 
-def run(variants, out_dir, *, verbose="auto", train_kwargs=None):
+def run(variants, out_dir, *, split="validation", verbose="auto", train_kwargs=None):
     """Trains every variant into `out_dir/<slug>/` and writes the comparison.
 
     Args:
         variants: `Variant`s (from `parse_variant`), run in order.
         out_dir: Parent of the run directories and the comparison files.
+        split: The split compared: "validation" (choose by it) or "test".
         verbose: Passed to `keras_geo.training.train`.
         train_kwargs: More keyword arguments for `train` (tests: `steps_per_epoch`).
 
     Returns:
         The comparison rows (dicts with `COLUMNS`).
     """
+    if split not in SPLITS:
+        raise UserError(f"`split` must be one of {', '.join(SPLITS)}. Received: split={split!r}")
     out_dir = pathlib.Path(out_dir)
     slugs = [variant.slug for variant in variants]
     if len(set(slugs)) != len(slugs):
@@ -126,16 +133,18 @@ def run(variants, out_dir, *, verbose="auto", train_kwargs=None):
         run_dir = out_dir / variant.slug
         if not runs.metrics_path(run_dir, "test").is_file():
             training.train(variant.config, run_dir, verbose=verbose, **(train_kwargs or {}))
-        rows.append(_row(variant, run_dir))
+        if not runs.metrics_path(run_dir, split).is_file():
+            evaluation.evaluate(run_dir, split, verbose=verbose)
+        rows.append(_row(variant, run_dir, split))
         write_comparison(rows, out_dir)
     return rows
 
 
-def _row(variant, run_dir):
-    with open(runs.metrics_path(run_dir, "test")) as f:
+def _row(variant, run_dir, split):
+    with open(runs.metrics_path(run_dir, split)) as f:
         metrics = json.load(f)
     row = {name: metrics.get(name) for name in COLUMNS}
-    row.update(variant=variant.label, run_dir=variant.slug)
+    row.update(variant=variant.label, split=split, run_dir=variant.slug)
     return row
 
 
@@ -152,7 +161,10 @@ def write_comparison(rows, out_dir):
 
 def markdown_table(rows):
     """Returns the comparison as a markdown table (percentages, km, points)."""
-    header = "| variant | accuracy | balanced acc. | top-5 | median km | GeoGuessr score |"
+    split = rows[0]["split"] if rows else "validation"
+    header = (
+        f"| variant ({split}) | accuracy | balanced acc. | top-5 | median km | GeoGuessr score |"
+    )
     lines = [header, "|---|---:|---:|---:|---:|---:|"]
     for row in rows:
         cells = [f"{100 * row[name]:.1f}%" for name in _PERCENT]
@@ -165,12 +177,14 @@ def _bar_chart(rows, path):
     panels = (*_PERCENT, "geoguessr_score")
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 0.5 * len(rows) + 2))
     y = np.arange(len(rows))
+    split = rows[0]["split"] if rows else "validation"
     for ax, name in zip(axes, panels, strict=True):
         values = [row[name] * (100 if name in _PERCENT else 1) for row in rows]
         ax.barh(y, values, color="tab:blue")
         ax.set_yticks(y, [row["variant"] for row in rows] if ax is axes[0] else [])
         ax.invert_yaxis()
-        ax.set_title(name.replace("_", " ") + (" (%)" if name in _PERCENT else ""))
+        title = name.replace("_", " ") + (" (%)" if name in _PERCENT else "")
+        ax.set_title(f"{title}, {split}")
         for index, value in enumerate(values):
             ax.text(
                 value, index, f" {value:.1f}" if name in _PERCENT else f" {value:.0f}", va="center"

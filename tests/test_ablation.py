@@ -1,6 +1,7 @@
 """`keras-geo ablate`: variants into sibling run dirs, one comparison table + chart."""
 
 import csv
+import json
 
 import pytest
 
@@ -51,8 +52,10 @@ def test_ablate_two_variants_on_synthetic_data(synthetic_data_dir, tmp_path, cap
     with open(out / "comparison.csv") as f:
         rows = list(csv.DictReader(f))
     assert [row["variant"] for row in rows] == variants
+    assert {row["split"] for row in rows} == {"validation"}  # Choose by validation.
     for row in rows:
-        assert (out / row["run_dir"] / "metrics" / "test.json").is_file()
+        validation = out / row["run_dir"] / "metrics" / "validation.json"
+        assert json.loads(validation.read_text())["accuracy"] == float(row["accuracy"])
         assert 0 <= float(row["balanced_accuracy"]) <= 1 and float(row["median_km"]) >= 0
     assert (out / "comparison.md").read_text().count("\n") == 4
     assert (out / "comparison.png").stat().st_size > 0
@@ -60,6 +63,14 @@ def test_ablate_two_variants_on_synthetic_data(synthetic_data_dir, tmp_path, cap
     assert main([*argv, *variants]) == 0
     with open(out / "comparison.csv") as f:
         assert list(csv.DictReader(f)) == rows
+    # --split test reports the test metrics of the same runs, training nothing.
+    assert main([*argv, "--split", "test", *variants]) == 0
+    with open(out / "comparison.csv") as f:
+        tested = list(csv.DictReader(f))
+    for row in tested:
+        test = out / row["run_dir"] / "metrics" / "test.json"
+        assert row["split"] == "test"
+        assert json.loads(test.read_text())["accuracy"] == float(row["accuracy"])
 
 
 def test_bad_variant_is_a_one_line_error_and_trains_nothing(tmp_path, capsys):

@@ -9,7 +9,8 @@ Each VARIANT is `EXPERIMENT[:field=value,...]` (TrainConfig fields), e.g.
 trains each into `OUT/<variant>/` (a rerun skips finished variants and resumes
 an interrupted one) and writes `OUT/comparison.csv`, `OUT/comparison.md` and
 the bar chart `OUT/comparison.png`: accuracy, balanced accuracy, top-5,
-median km and GeoGuessr score per variant. `--set field=value` applies to
+median km and GeoGuessr score per variant, on the validation split (choose
+there; `--split test` reports the chosen recipe's test metrics). `--set field=value` applies to
 every variant first (e.g. a smoke run with fewer epochs).
 """
 
@@ -24,6 +25,12 @@ def add_parser(subparsers):
     parser.add_argument("variants", nargs="+", metavar="VARIANT", help="EXPERIMENT[:f=v,...]")
     parser.add_argument("--out", required=True, help="parent directory of the runs")
     parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS')")
+    parser.add_argument(
+        "--split",
+        default="validation",
+        choices=("validation", "test"),
+        help="split compared (default: validation; never choose by test)",
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -45,7 +52,7 @@ def run(args):
             raise UserError(f"--set expects FIELD=VALUE. Received: {item!r}")
         common[field.strip().replace("-", "_")] = value.strip()
     variants = [ablation.parse_variant(text, _typed(common)) for text in args.variants]
-    rows = ablation.run(variants, args.out)
+    rows = ablation.run(variants, args.out, split=args.split)
     print(ablation.markdown_table(rows), end="")
     print(f"Comparison: {args.out}/comparison.csv, comparison.md, comparison.png")
 
