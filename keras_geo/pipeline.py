@@ -12,8 +12,10 @@ Difference from torchvision: where the rotated output reaches outside the
 crop, it shows the surrounding image (edge pixels beyond the frame border)
 instead of black corners.
 
-Evaluation (`resize_for_eval`): squash-resize to S x S with antialiasing (the
-frames are already squashed to 224 x 224 in the dataset), no crop.
+Evaluation (`resize_for_eval`): the frame as the dataset stores it (squashed
+to at most 224 x 224, `tfds_geoguessr.geoguessr.frames.stored_side`), then
+squash-resized to S x S, both with antialiasing, no crop. A full-size
+1536x662 screenshot thus takes the path its 224x224 copy in the dataset took.
 
 Both return float32 pixels in 0-255; the model normalises internally.
 """
@@ -24,6 +26,7 @@ import socket
 import tensorflow as tf
 
 from keras_geo.errors import UserError
+from tfds_geoguessr.geoguessr import frames
 
 CROP_SCALE = (0.08, 1.0)
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
@@ -182,21 +185,32 @@ def augment(image, *, image_size, flip=True, seed=None, min_area=CROP_SCALE[0]):
 
 
 def resize_for_eval(image, *, image_size):
-    """Squash-resizes to `image_size` x `image_size` (antialiased), float32 0-255.
+    """Squashes as the dataset stores a frame, then to `image_size` (antialiased), float32 0-255.
+
+    First to the stored square (`frames.stored_side`: 224 px, or the shorter
+    side of a smaller image), as `keras-geo data build` does; then to
+    `image_size` x `image_size`. A step to the size the image already has is
+    skipped, so a stored frame goes through the second step alone.
 
     Accepts one image [H, W, 3] or a batch [N, H, W, 3], uint8 or float. An
     image already at the size is returned unchanged (as float32).
     """
     image = tf.cast(tf.convert_to_tensor(image), tf.float32)
     hw = tf.shape(image)[-3:-1]
-    same = tf.reduce_all(tf.equal(hw, image_size))
-    out = tf.cond(
-        same,
-        lambda: image,
-        lambda: tf.image.resize(image, [image_size, image_size], antialias=True),
-    )
+    stored = tf.minimum(frames.STORED_SIZE, tf.reduce_min(hw))
+    image = _squash(image, hw, stored)
+    out = _squash(image, tf.stack([stored, stored]), image_size)
     out = tf.clip_by_value(out, 0.0, 255.0)
     return tf.ensure_shape(out, image.shape[:-3] + [image_size, image_size, 3])
+
+
+def _squash(image, hw, side):
+    """`image` ([..., H, W, C] of size `hw`) squash-resized to `side` x `side`, antialiased."""
+    return tf.cond(
+        tf.reduce_all(tf.equal(hw, side)),
+        lambda: image,
+        lambda: tf.image.resize(image, tf.stack([side, side]), antialias=True),
+    )
 
 
 def _options(deterministic):

@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from tfds_geoguessr.geoguessr import limits
 
 JPEG_QUALITY = 95
+STORED_SIZE = 224  # The side a Kaggle frame is squashed to (the paper's input size).
 
 
 class Unusable(ValueError):

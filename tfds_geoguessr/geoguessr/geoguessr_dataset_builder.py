@@ -64,7 +64,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             description="The 20 largest country folders (the paper's classes), "
             "frames squashed to 224x224 (smaller frames: to their shorter side).",
             label_file="labels_top20.txt",
-            image_size=224,
+            image_size=frames.STORED_SIZE,
         ),
         GeoguessrConfig(
             name="all",
@@ -72,7 +72,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "frames: to their shorter side); "
             "countries with fewer than 3 images are in train only.",
             label_file="labels_all.txt",
-            image_size=224,
+            image_size=frames.STORED_SIZE,
         ),
         GeoguessrConfig(
             name="synthetic",
