@@ -27,8 +27,10 @@ class BackboneSpec:
         name: The `TrainConfig.backbone` value, e.g. "resnet50".
         constructor: The `keras.applications` function, e.g. "ResNet50".
         preprocessing: "caffe" (`keras_geo.model.CaffePreprocessing` before
-            the backbone) or "builtin" (the application's own preprocessing
-            layers, `include_preprocessing=True`); both take RGB 0-255.
+            the backbone), "tf" (a `Rescaling` layer to [-1, 1] before it, as
+            `keras.applications.mobilenet_v2.preprocess_input`) or "builtin"
+            (the application's own preprocessing layers,
+            `include_preprocessing=True`); all take RGB 0-255.
         stage_starts: Name prefix of the first layer of each stage, first to
             last; `stage_starts[-1]` is the "last stage" of the paper's recipe.
         stage_names: Readable names of the stages (README, errors).
@@ -111,6 +113,21 @@ BACKBONES = {
             model_name="backbone",
         ),
         _efficientnetv2("b0", 224),
+        BackboneSpec(
+            name="mobilenetv2",
+            constructor="MobileNetV2",
+            preprocessing="tf",
+            stage_starts=("Conv1", "block_1_", "block_3_", "block_6_", "block_13_"),
+            stage_names=(
+                "Conv1 + block0",
+                "block_1-2",
+                "block_3-5",
+                "block_6-12",
+                "block_13-16 + Conv_1",
+            ),
+            weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+            weights_dir="mobilenet_v2/",
+        ),
         _efficientnetv2("s", 384),
         BackboneSpec(
             name="convnext_tiny",

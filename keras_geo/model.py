@@ -166,6 +166,8 @@ def _assemble(spec, num_classes, image_size, weights_path, dropout):
     x = inputs
     if spec.preprocessing == "caffe":
         x = CaffePreprocessing(name="preprocess")(x)
+    elif spec.preprocessing == "tf":
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
     # No `training=False`: a frozen BatchNormalization layer (trainable=False)
     # runs in inference mode anyway (Keras 3), and `set_phase` decides which are.
     x = base(x)
