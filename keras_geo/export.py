@@ -47,6 +47,7 @@ from keras_geo.tta import with_test_time_views
 from tfds_geoguessr.geoguessr import limits
 
 METADATA_DIR = "assets.extra"
+EXPORT_RECORD = "keras_geo_export.json"
 SIGNATURES = ("serving_default", "serve_pixels", "metadata")
 
 
@@ -209,7 +210,9 @@ def _validate(model, class_names, image_size, top_k):
         )
 
 
-def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, overwrite=False, tta=1):
+def export_saved_model(
+    model, class_names, out_dir, *, image_size, top_k=5, overwrite=False, tta=1, model_record=None
+):
     """Writes `model` as a SavedModel that maps image bytes to countries.
 
     The model must take float pixels 0-255 `[N, image_size, image_size, 3]`
@@ -227,6 +230,8 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
         top_k: countries in the `top_k_*` outputs; `k = min(top_k, C)`.
         overwrite: replace an existing SavedModel at `out_dir`.
         tta: test-time views baked into the graph (`keras_geo.tta`); 1: none.
+        model_record: what the model is (`keras_geo.model_info`: `dataset`,
+            `test` metrics), stored under `model` in `keras_geo_export.json`.
 
     Returns:
         `out_dir` as a `pathlib.Path`.
@@ -254,7 +259,8 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
         for name, fn in endpoints.items():
             archive.add_endpoint(name, fn)
         archive.write_out(str(tmp_dir), verbose=False)
-        _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, image_size, k, tta)
+        info = {"image_size": image_size, "top_k": k, "tta": tta, "model": model_record}
+        _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, info)
         _replace_dir(tmp_dir, out_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -303,7 +309,7 @@ def _replace_dir(tmp_dir, out_dir):
     os.replace(tmp_dir, out_dir)
 
 
-def _write_metadata(directory, class_names, coordinates, image_size, k, tta):
+def _write_metadata(directory, class_names, coordinates, info):
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "class_names.txt").write_text("".join(f"{name}\n" for name in class_names))
     with open(directory / "countries.csv", "w", newline="") as f:
@@ -314,14 +320,21 @@ def _write_metadata(directory, class_names, coordinates, image_size, k, tta):
     info = {
         "keras_geo_version": __version__,
         "tensorflow_version": tf.__version__,
-        "image_size": image_size,
-        "top_k": k,
-        "tta": tta,
+        **info,
         "num_classes": len(class_names),
         "max_pixels": limits.max_pixels(),
         "signatures": list(SIGNATURES),
     }
-    (directory / "keras_geo_export.json").write_text(json.dumps(info, indent=2) + "\n")
+    (directory / EXPORT_RECORD).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def read_export_record(export_dir):
+    """The `keras_geo_export.json` of an export directory as a dict ({} if absent or unreadable)."""
+    try:
+        record = json.loads((pathlib.Path(export_dir) / METADATA_DIR / EXPORT_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def read_metadata(saved_model):

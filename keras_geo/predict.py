@@ -17,9 +17,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_geo import countries, runs
+from keras_geo import bundled, countries, model_info, runs
 from keras_geo.errors import UserError, one_line
-from keras_geo.export import decode_image, read_metadata
+from keras_geo.export import decode_image, read_export_record, read_metadata
 from keras_geo.tta import check_views, with_test_time_views
 from tfds_geoguessr.geoguessr import limits
 
@@ -35,9 +35,11 @@ class SavedModelPredictor:
     """Calls the `serving_default` signature of a `keras-geo export` SavedModel.
 
     Test-time views are baked in at export: `tta` must be None or the export's.
+    `info` (`keras_geo.model_info.ModelInfo`) is what the export recorded of
+    its run, shown under `name` (default: the path).
     """
 
-    def __init__(self, path, tta=None):
+    def __init__(self, path, tta=None, *, name=None):
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as error:  # noqa: BLE001 (any load failure is the user's file)
@@ -57,6 +59,9 @@ class SavedModelPredictor:
         self.tta = metadata["tta"]
         self.class_names = metadata["class_names"]
         self.coordinates = metadata["coordinates"]
+        self.info = model_info.from_export_record(
+            read_export_record(path).get("model"), name=name or str(path)
+        )
         self._loaded = loaded  # Keeps the variables alive.
 
     def probabilities(self, image_bytes):
@@ -70,9 +75,13 @@ class SavedModelPredictor:
 
 
 class KerasPredictor:
-    """Decodes and resizes as the export does, then calls the Keras model."""
+    """Decodes and resizes as the export does, then calls the Keras model.
 
-    def __init__(self, model, class_names, image_size, tta=1):
+    `info`: what the model is (`keras_geo.model_info.ModelInfo`); default: unnamed.
+    """
+
+    def __init__(self, model, class_names, image_size, tta=1, info=None):
+        self.info = info or model_info.ModelInfo(name=model.name)
         self.model = with_test_time_views(model, tta)
         self.tta = tta
         self.class_names = list(class_names)
@@ -113,11 +122,12 @@ def _saved_model_dir(path):
     return max(versions, key=lambda p: int(p.name)) if versions else None
 
 
-def load_predictor(path, tta=None):
+def load_predictor(path=None, tta=None):
     """Loads a SavedModel export, a run directory or a `.keras` file.
 
     Args:
-        path: What to load.
+        path: What to load; None: the model bundled with keras-geo
+            (`keras_geo.bundled`).
         tta: Test-time views (`keras_geo.tta`) for a Keras model (None: 1);
             a SavedModel has its own, fixed at export (None: those).
 
@@ -126,6 +136,8 @@ def load_predictor(path, tta=None):
     """
     if tta is not None:
         check_views(tta)
+    if path is None:
+        return _bundled_predictor(tta)
     path = pathlib.Path(path)
     if not path.exists():
         raise UserError(f"--model {path} does not exist: pass {MODEL_KINDS}.")
@@ -140,10 +152,19 @@ def load_predictor(path, tta=None):
     return _keras_predictor(path, tta or 1)
 
 
+def _bundled_predictor(tta):
+    directory = bundled.path()  # Checks every file first: a damaged one is named.
+    try:
+        return SavedModelPredictor(directory, tta, name=bundled.NAME)
+    except UserError as error:
+        raise UserError(f"{error}; {bundled.REINSTALL}") from None
+
+
 def _keras_predictor(path, tta):
     model, class_names, config = runs.load_model(path)
     image_size = model.input_shape[1] or getattr(config, "image_size", None)
-    return KerasPredictor(model, class_names, image_size, tta)
+    info = model_info.from_run(path, config=config)
+    return KerasPredictor(model, class_names, image_size, tta, info)
 
 
 def predict_file(predictor, path, *, top_k=5):

@@ -58,7 +58,10 @@ def post_image(client, data, name="shot.png"):
 def test_health(client):
     response = client.get("/api/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": "tiny-run", "classes": len(CLASS_NAMES)}
+    health = response.json()
+    info = health.pop("model_info")
+    assert health == {"status": "ok", "model": "tiny-run", "classes": len(CLASS_NAMES)}
+    assert info["name"] == "tiny-run" and info["summary"].startswith("tiny-run: ")
 
 
 def test_predict_is_the_predict_document_plus_the_model(client, keras_app, models):
@@ -69,6 +72,7 @@ def test_predict_is_the_predict_document_plus_the_model(client, keras_app, model
         expected = predict.predict_file(predictor, path, top_k=3)
         answer = response.json()
         assert answer.pop("model") == "tiny-run"
+        assert answer.pop("model_info")["name"] == "tiny-run"
         assert answer["file"] == path.name
         assert answer["countries"] == expected["countries"]
         np.testing.assert_allclose(answer["probabilities"], expected["probabilities"], atol=1e-6)

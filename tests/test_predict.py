@@ -85,7 +85,8 @@ def test_table_output_from_the_saved_model(models, images, capsys):
     code = main(["predict", "--model", str(base / "1"), str(images / "frame.jpg")])
     out = capsys.readouterr().out
     assert code == 0
-    lines = out.strip().splitlines()
+    model_line, blank, *lines = out.strip().splitlines()
+    assert model_line == f"Model: {base / '1'}: training data unknown" and not blank
     assert lines[0] == str(images / "frame.jpg")
     assert len(lines) == 1 + len(CLASS_NAMES)  # top 5 clamped to 3 countries
     assert lines[1].lstrip().startswith("1. ") and lines[1].endswith("%")

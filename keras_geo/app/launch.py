@@ -26,8 +26,10 @@ def check_port(host, port):
             ) from None
 
 
-def serve(model, *, host="127.0.0.1", port=7860, top_k=5, max_upload_mb=20, max_batch=8):
+def serve(model=None, *, host="127.0.0.1", port=7860, top_k=5, max_upload_mb=20, max_batch=8):
     """Serves the app for `model` (a path `keras_geo.predict.load_predictor` accepts).
+
+    `model=None` serves the model bundled with keras-geo (`keras_geo.bundled`).
 
     Returns:
         0 once stopped (Ctrl-C or SIGTERM).
@@ -44,7 +46,7 @@ def serve(model, *, host="127.0.0.1", port=7860, top_k=5, max_upload_mb=20, max_
     predictor = predict.load_predictor(model)
     state = server.make_state(
         predictor,
-        model_name=str(model),
+        model_name=predictor.info.name,
         top_k=top_k,
         max_upload_mb=max_upload_mb,
         max_batch=max_batch,
@@ -53,7 +55,9 @@ def serve(model, *, host="127.0.0.1", port=7860, top_k=5, max_upload_mb=20, max_
         app = server.build_app(state)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning")
         url_host = f"[{host}]" if ":" in host else host
-        print(f"keras-geo app: serving {model} on http://{url_host}:{port}/ (Ctrl-C stops it)")
+        print(f"keras-geo app: model {predictor.info.summary()}")
+        url = f"http://{url_host}:{port}/"
+        print(f"keras-geo app: serving {predictor.info.name} on {url} (Ctrl-C stops it)")
         sys.stdout.flush()
         try:
             uvicorn.Server(config).run()

@@ -1,9 +1,11 @@
 """The FastAPI application: the JSON API next to the mounted Gradio UI.
 
-    GET  /api/health   -> {"status": "ok", "model": NAME, "classes": C}
+    GET  /api/health   -> {"status": "ok", "model": NAME, "model_info": {...}, "classes": C}
     POST /api/predict  multipart field `image` -> one `keras-geo predict --json`
                        entry (`file`, `countries`, `probabilities`, `coordinates`)
-                       plus `model`; a bad upload -> 4xx {"error": "<one line>"}
+                       plus `model` and `model_info` (`keras_geo.model_info`: its
+                       data, synthetic or not, test accuracy); a bad upload ->
+                       4xx {"error": "<one line>"}
     /                  the Gradio UI (`keras_geo.app.ui`)
 
 Every model call goes through one `Batcher` (see `keras_geo.app.batching`).
@@ -45,6 +47,11 @@ class AppState:
     cam_model: object = None
     examples: list = dataclasses.field(default_factory=list)
     work_dir: pathlib.Path = None
+
+    @property
+    def model_info(self):
+        """The predictor's `keras_geo.model_info.ModelInfo`, named `model_name`."""
+        return dataclasses.replace(self.predictor.info, name=self.model_name)
 
     def close(self):
         self.batcher.close()
@@ -92,6 +99,7 @@ def build_app(state):
         return {
             "status": "ok",
             "model": state.model_name,
+            "model_info": state.model_info.to_json(),
             "classes": len(state.predictor.class_names),
         }
 
@@ -156,4 +164,4 @@ async def _predict_upload(state, request):
         return _error(400, str(error))
     except Exception as error:  # noqa: BLE001 (the model failed, not the upload)
         return _error(500, f"the model call failed: {one_line(error)}")
-    return {**document, "model": state.model_name}
+    return {**document, "model": state.model_name, "model_info": state.model_info.to_json()}

@@ -11,7 +11,13 @@ from keras_geo.app import gradcam, worldmap
 INTRO = (
     "# keras-geo\n"
     "Drop, paste or upload a GeoGuessr screenshot (JPEG, PNG or WebP, any size) "
-    "to see which countries the model **`{model}`** guesses."
+    "to see which countries the model guesses.\n\n"
+    "Model: **{summary}**"
+)
+SYNTHETIC_WARNING = (
+    "**This model learned from synthetic drawn scenes, not real screenshots: its "
+    "guesses on a real screenshot are chance.** Run `keras-geo app` without "
+    "`--model` for the bundled model trained on real screenshots."
 )
 NEEDS_KERAS = (
     "Grad-CAM needs the Keras model: start the app with the run directory or "
@@ -73,7 +79,10 @@ def build_blocks(state):
 
     # Uploaded screenshots are not kept: Gradio's copies go after an hour.
     with gr.Blocks(title="keras-geo", analytics_enabled=False, delete_cache=(600, 3600)) as blocks:
-        gr.Markdown(INTRO.format(model=state.model_name))
+        info = state.model_info
+        gr.Markdown(INTRO.format(summary=info.summary()), elem_id="intro")
+        if info.synthetic:
+            gr.Markdown(SYNTHETIC_WARNING, elem_id="synthetic-warning")
         with gr.Row():
             with gr.Column(scale=2):
                 image = gr.Image(
@@ -90,7 +99,11 @@ def build_blocks(state):
                     )
             with gr.Column(scale=1):
                 label = gr.Label(
-                    num_top_classes=state.top_k, label="Top countries", elem_id="label"
+                    num_top_classes=state.top_k,
+                    label="Top countries (SYNTHETIC demo model)"
+                    if info.synthetic
+                    else "Top countries",
+                    elem_id="label",
                 )
                 distances = gr.Markdown(elem_id="distances")
         with gr.Row():

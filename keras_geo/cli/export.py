@@ -54,7 +54,7 @@ def run(args):
 
     if args.top_k < 1:
         raise UserError(f"`--top-k` must be >= 1. Received: --top-k {args.top_k}")
-    from keras_geo import export, paths, runs
+    from keras_geo import export, model_info, paths, runs
     from keras_geo.tta import check_views
 
     check_views(args.tta)
@@ -79,6 +79,7 @@ def run(args):
         top_k=args.top_k,
         overwrite=args.overwrite,
         tta=args.tta,
+        model_record=model_info.from_run(source, config=config).record(),
     )
     k = min(args.top_k, len(class_names))
     views = f", {args.tta} test-time views" if args.tta > 1 else ""
