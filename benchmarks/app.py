@@ -104,11 +104,13 @@ def measure_direct(predictor, images, warmup=3):
     return summary(latencies, time.perf_counter() - start, cpu_seconds() - cpu)
 
 
-def start_app(run_dir, max_batch):
+def start_app(model, max_batch):
+    """Starts `keras-geo app` for `model` (None: the bundled model); returns (process, url)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "keras_geo.cli.main", "app", "--model", str(run_dir)]
+    command = [sys.executable, "-m", "keras_geo.cli.main", "app"]
+    command += [] if model is None else ["--model", str(model)]
     command += ["--port", str(port), "--max-batch", str(max_batch)]
     process = subprocess.Popen(
         command,
