@@ -9,7 +9,14 @@ import importlib
 
 from keras_geo.errors import UserError
 
-NAMES = ("feature_extraction", "finetune_crossentropy", "finetune_haversine", "demo", "modern")
+NAMES = (
+    "feature_extraction",
+    "finetune_crossentropy",
+    "finetune_haversine",
+    "demo",
+    "modern",
+    "scratch_top20",
+)
 
 
 def get(name):
