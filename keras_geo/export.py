@@ -87,15 +87,17 @@ def declared_pixels(image_bytes):
     `tf.image.extract_jpeg_shape`. A header that is not what its signature
     promises gives 0: the decoder then names the file corrupt.
     """
-    head = tf.io.decode_raw(tf.strings.substr(image_bytes + b"\0" * 30, 0, 30), tf.uint8)
-    head = tf.cast(head, tf.int64)
+    # Padded: `substr` fails ("pos 12 out of range") past the end of a short input,
+    # and no signature below holds a zero byte, so the padding never matches one.
+    padded = image_bytes + b"\0" * 30
+    head = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, 30), tf.uint8), tf.int64)
 
     def number(start, length, big_endian=False):
         order = range(length - 1, -1, -1) if big_endian else range(length)
         return sum(head[start + i] * 256**k for k, i in enumerate(order))
 
     def starts(prefix, at=0):
-        return tf.equal(tf.strings.substr(image_bytes, at, len(prefix)), prefix)
+        return tf.equal(tf.strings.substr(padded, at, len(prefix)), prefix)
 
     vp8l_bits = number(21, 4)
     sizes = [

@@ -33,7 +33,7 @@ from keras import ops
 
 from keras_geo import backbones
 from keras_geo.config import MIN_IMAGE_SIZE, PHASES
-from keras_geo.errors import UserError
+from keras_geo.errors import UserError, one_line
 from keras_geo.metrics import BalancedAccuracy, MeanGreatCircleError
 from keras_geo.optimizers import AdamW
 
@@ -139,15 +139,7 @@ def resolve_weights(weights, spec=None):
     if weights is None or str(weights).lower() == "none":
         return None
     if weights == "imagenet":
-        try:
-            return keras.utils.get_file(spec.weights_file, spec.weights_url, cache_subdir="models")
-        except Exception as e:  # get_file raises bare Exception on URL errors.
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UserError(
-                f"could not download ImageNet weights of {spec.name} ({reason}); download "
-                f"{spec.weights_url} elsewhere and pass --weights PATH/{spec.weights_file}, "
-                "or use --weights none"
-            ) from None
+        return _download_weights(spec)
     path = os.fspath(weights)
     if not os.path.isfile(path):
         raise UserError(
@@ -155,6 +147,36 @@ def resolve_weights(weights, spec=None):
             f"({spec.name} no-top), --weights imagenet or --weights none"
         )
     return path
+
+
+def _download_weights(spec):
+    """Downloads (or finds in `~/.keras/models`) the ImageNet weights, hash-checked.
+
+    `get_file` checks the file against the hash `keras.applications` uses; a
+    cached copy that does not match is downloaded again, and a download that
+    does not match raises (Keras then downloads it again on the next call).
+    """
+    try:
+        return keras.utils.get_file(
+            spec.weights_file,
+            spec.weights_url,
+            cache_subdir="models",
+            file_hash=spec.weights_hash,
+        )
+    except Exception as e:  # get_file raises bare Exception on URL errors.
+        reason = one_line(e)
+        if isinstance(e, ValueError) and "hash does not match" in reason:
+            raise UserError(
+                f"the downloaded ImageNet weights of {spec.name} ({spec.weights_file}) do "
+                f"not match keras.applications' hash {spec.weights_hash}: a corrupt or "
+                "tampered download, not used; run the command again to download it again, "
+                "or pass a checked file as --weights PATH"
+            ) from None
+        raise UserError(
+            f"could not download ImageNet weights of {spec.name} ({reason}); download "
+            f"{spec.weights_url} elsewhere and pass --weights PATH/{spec.weights_file}, "
+            "or use --weights none"
+        ) from None
 
 
 def _assemble(spec, num_classes, image_size, weights_path, dropout):
