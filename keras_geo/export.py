@@ -194,7 +194,8 @@ def _endpoints(model, class_names, coordinates, image_size, k, tta):
     }
 
 
-def _validate(model, class_names, image_size, top_k):
+def check_model(model, class_names, image_size, top_k):
+    """Raises `UserError` unless `model` can be exported with these arguments."""
     if top_k < 1:
         raise UserError(f"`top_k` must be >= 1. Received: top_k={top_k}")
     num_outputs = model.output_shape[-1]
@@ -234,7 +235,7 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
         `out_dir` as a `pathlib.Path`.
     """
     class_names = [str(name) for name in class_names]
-    _validate(model, class_names, image_size, top_k)
+    check_model(model, class_names, image_size, top_k)
     try:
         limits.max_pixels()  # Traced into the graph below.
     except ValueError as error:

@@ -15,7 +15,7 @@ INTRO = (
 )
 NEEDS_KERAS = (
     "Grad-CAM needs the Keras model: start the app with the run directory or "
-    "the `.keras` file instead of the SavedModel."
+    "the `.keras` file instead of an exported model."
 )
 HEATMAP_WIDTH = 480
 

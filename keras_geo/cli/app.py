@@ -10,13 +10,14 @@ def add_parser(subparsers):
         description=(
             "Serve, from one process, a Gradio page (drop a screenshot, see the top "
             "countries, a world map and a Grad-CAM heatmap) and a JSON API "
-            "(GET /api/health, POST /api/predict with multipart field `image`). "
-            "--model is a SavedModel written by `keras-geo export`, a run directory "
-            "or a .keras file (Grad-CAM needs one of the last two). Ctrl-C stops it."
+            "(GET /api/health, POST /api/predict with multipart field `image`; OpenAPI "
+            "schema at /api/openapi.json, docs at /api/docs; Gradio clients call /predict). "
+            "--model is a SavedModel or .tflite file written by `keras-geo export`, a run "
+            "directory or a .keras file (Grad-CAM needs one of the last two). Ctrl-C stops it."
         ),
     )
     parser.add_argument(
-        "--model", required=True, metavar="PATH", help="SavedModel, run dir or .keras file"
+        "--model", required=True, metavar="PATH", help="SavedModel, .tflite, run dir or .keras file"
     )
     parser.add_argument(
         "--host",

@@ -7,16 +7,16 @@ def add_parser(subparsers):
         help="name the countries of image files",
         description=(
             "Print each image's top-k countries with probabilities. --model is a "
-            "SavedModel written by `keras-geo export`, a run directory or a .keras "
-            "file. A bad image file is reported on stderr and the others are still "
-            "predicted; the exit code is 1 if any file failed."
+            "SavedModel or .tflite file written by `keras-geo export`, a run directory "
+            "or a .keras file. A bad image file is reported on stderr and the others are "
+            "still predicted; the exit code is 1 if any file failed."
         ),
     )
     parser.add_argument(
         "--model",
         required=True,
         metavar="PATH",
-        help="SavedModel, run dir or .keras file",
+        help="SavedModel, .tflite, run dir or .keras file",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files, any size")
     parser.add_argument(
