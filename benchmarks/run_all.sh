@@ -26,3 +26,5 @@ python "$(dirname "$0")/distributed.py" --work-dir "$WORK_DIR/distributed" --rep
     --out "$WORK_DIR/distributed.md"
 # The first fine-tuning step, stock Keras compile vs compile_model (BENCHMARKS.md, "tracing").
 python "$(dirname "$0")/first_step.py" --repeats 2 --json "$WORK_DIR/first_step.json"
+# Exports side by side: SavedModel against LiteRT float32/float16/int8 (BENCHMARKS.md, "LiteRT").
+python "$(dirname "$0")/litert.py" --image-size 224 --calls 20 --repeats 3 --json "$WORK_DIR/litert.json"

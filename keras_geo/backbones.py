@@ -2,8 +2,9 @@
 
 A spec says how to build the backbone (no top, global average pooling), what
 preprocessing its ImageNet weights expect, where each of its stages starts
-(for `TrainConfig.finetune_stages`) and which file holds its ImageNet weights
-(for the offline error of `--weights imagenet`). This module holds data only
+(for `TrainConfig.finetune_stages`) and which file holds its ImageNet weights,
+with the hash `keras.applications` checks it against (a download that does
+not match is refused). This module holds data only
 and imports Keras lazily, so `keras_geo.config` can validate a config with it.
 
 Stages are listed first to last by the name prefix of their first layer; a
@@ -27,15 +28,16 @@ class BackboneSpec:
         name: The `TrainConfig.backbone` value, e.g. "resnet50".
         constructor: The `keras.applications` function, e.g. "ResNet50".
         preprocessing: "caffe" (`keras_geo.model.CaffePreprocessing` before
-            the backbone), "tf" (a `Rescaling` layer to [-1, 1] before it, as
-            `keras.applications.mobilenet_v2.preprocess_input`) or "builtin"
-            (the application's own preprocessing layers,
-            `include_preprocessing=True`); all take RGB 0-255.
+            the backbone) or "builtin" (the application's own preprocessing
+            layers, `include_preprocessing=True`); both take RGB 0-255.
         stage_starts: Name prefix of the first layer of each stage, first to
             last; `stage_starts[-1]` is the "last stage" of the paper's recipe.
         stage_names: Readable names of the stages (README, errors).
         weights_file: Name of the no-top ImageNet `.h5` file.
         weights_dir: URL folder of `weights_file`.
+        weights_hash: The hash `keras.applications` checks `weights_file`
+            against (md5, or sha256 for ConvNeXt), copied from its
+            `WEIGHTS_HASHES` (`tests/test_backbones.py` compares them).
         default_image_size: The input size the ImageNet weights were trained at.
         model_name: The backbone's model name; None keeps the application's
             own (its layer names depend on it).
@@ -48,6 +50,7 @@ class BackboneSpec:
     stage_names: tuple
     weights_file: str
     weights_dir: str
+    weights_hash: str
     default_image_size: int = 224
     model_name: str | None = None
 
@@ -71,7 +74,7 @@ class BackboneSpec:
         return getattr(keras.applications, self.constructor)(pooling="avg", **kwargs)
 
 
-def _resnet(depth):
+def _resnet(depth, weights_hash):
     return BackboneSpec(
         name=f"resnet{depth}",
         constructor=f"ResNet{depth}",
@@ -80,11 +83,12 @@ def _resnet(depth):
         stage_names=("conv1", "conv2_*", "conv3_*", "conv4_*", "conv5_*"),
         weights_file=f"resnet{depth}_weights_tf_dim_ordering_tf_kernels_notop.h5",
         weights_dir="resnet/",
+        weights_hash=weights_hash,
         model_name="backbone",
     )
 
 
-def _efficientnetv2(variant, size):
+def _efficientnetv2(variant, size, weights_hash):
     return BackboneSpec(
         name=f"efficientnetv2{variant}",
         constructor=f"EfficientNetV2{variant.upper()}",
@@ -93,6 +97,7 @@ def _efficientnetv2(variant, size):
         stage_names=("stem", *(f"block{i}*" for i in range(1, 6)), "block6* + top_*"),
         weights_file=f"efficientnetv2-{variant}_notop.h5",
         weights_dir="efficientnet_v2/",
+        weights_hash=weights_hash,
         default_image_size=size,
     )
 
@@ -100,8 +105,8 @@ def _efficientnetv2(variant, size):
 BACKBONES = {
     spec.name: spec
     for spec in (
-        _resnet(50),
-        _resnet(101),
+        _resnet(50, "4d473c1dd8becc155b73f8504c6f6626"),
+        _resnet(101, "88cf7a10940856eca736dc7b7e228a21"),
         BackboneSpec(
             name="vgg16",
             constructor="VGG16",
@@ -110,25 +115,11 @@ BACKBONES = {
             stage_names=tuple(f"block{i}_*" for i in range(1, 6)),
             weights_file="vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
             weights_dir="vgg16/",
+            weights_hash="6d6bbae143d832006294945121d1f1fc",
             model_name="backbone",
         ),
-        _efficientnetv2("b0", 224),
-        BackboneSpec(
-            name="mobilenetv2",
-            constructor="MobileNetV2",
-            preprocessing="tf",
-            stage_starts=("Conv1", "block_1_", "block_3_", "block_6_", "block_13_"),
-            stage_names=(
-                "Conv1 + block0",
-                "block_1-2",
-                "block_3-5",
-                "block_6-12",
-                "block_13-16 + Conv_1",
-            ),
-            weights_file="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-            weights_dir="mobilenet_v2/",
-        ),
-        _efficientnetv2("s", 384),
+        _efficientnetv2("b0", 224, "893217f2bb855e2983157299931e43ff"),
+        _efficientnetv2("s", 384, "af0682fb74e8c54910f2d4393339c070"),
         BackboneSpec(
             name="convnext_tiny",
             constructor="ConvNeXtTiny",
@@ -140,6 +131,7 @@ BACKBONES = {
             stage_names=tuple(f"stage_{i}" for i in range(4)),
             weights_file="convnext_tiny_notop.h5",
             weights_dir="convnext/",
+            weights_hash="d547c096cabd03329d7be5562c5e14798aa39ed24b474157cef5e85ab9e49ef1",
         ),
     )
 }

@@ -88,15 +88,17 @@ def declared_pixels(image_bytes):
     `tf.image.extract_jpeg_shape`. A header that is not what its signature
     promises gives 0: the decoder then names the file corrupt.
     """
-    head = tf.io.decode_raw(tf.strings.substr(image_bytes + b"\0" * 30, 0, 30), tf.uint8)
-    head = tf.cast(head, tf.int64)
+    # Padded: `substr` fails ("pos 12 out of range") past the end of a short input,
+    # and no signature below holds a zero byte, so the padding never matches one.
+    padded = image_bytes + b"\0" * 30
+    head = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, 30), tf.uint8), tf.int64)
 
     def number(start, length, big_endian=False):
         order = range(length - 1, -1, -1) if big_endian else range(length)
         return sum(head[start + i] * 256**k for k, i in enumerate(order))
 
     def starts(prefix, at=0):
-        return tf.equal(tf.strings.substr(image_bytes, at, len(prefix)), prefix)
+        return tf.equal(tf.strings.substr(padded, at, len(prefix)), prefix)
 
     vp8l_bits = number(21, 4)
     sizes = [
@@ -193,7 +195,8 @@ def _endpoints(model, class_names, coordinates, image_size, k, tta):
     }
 
 
-def _validate(model, class_names, image_size, top_k):
+def check_model(model, class_names, image_size, top_k):
+    """Raises `UserError` unless `model` can be exported with these arguments."""
     if top_k < 1:
         raise UserError(f"`top_k` must be >= 1. Received: top_k={top_k}")
     num_outputs = model.output_shape[-1]
@@ -237,7 +240,7 @@ def export_saved_model(
         `out_dir` as a `pathlib.Path`.
     """
     class_names = [str(name) for name in class_names]
-    _validate(model, class_names, image_size, top_k)
+    check_model(model, class_names, image_size, top_k)
     try:
         limits.max_pixels()  # Traced into the graph below.
     except ValueError as error:

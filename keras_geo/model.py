@@ -8,9 +8,13 @@ and `predict` need no separate preprocessing step.
 
 Layout (layer names are part of the interface):
 
-    image -> [preprocess (CaffePreprocessing)] -> backbone (keras.applications,
+    image -> [preprocess (`caffe_preprocessing`)] -> backbone (keras.applications,
     no top, global average pooling) -> [head_dropout]
     -> head (Dense, softmax, float32)
+
+Every layer is a stock Keras layer, so a saved `model.keras` loads with
+Keras alone (`keras.saving.load_model(path, compile=False)`; compiling needs
+keras-geo's optimizer, loss and metrics).
 
 The model's name is `geo_<backbone>` (e.g. `geo_resnet50`): it records which
 `keras_geo.backbones` spec built it.
@@ -29,11 +33,12 @@ import os
 import warnings
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_geo import backbones
 from keras_geo.config import MIN_IMAGE_SIZE, PHASES
-from keras_geo.errors import UserError
+from keras_geo.errors import UserError, one_line
 from keras_geo.metrics import BalancedAccuracy, MeanGreatCircleError
 from keras_geo.optimizers import AdamW
 
@@ -42,11 +47,31 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 FEATURE_DIM = 2048  # ResNet50's pooled output.
 
 
+def caffe_preprocessing(name="preprocess"):
+    """Caffe-style preprocessing as a stock Keras layer: RGB 0-255 -> BGR minus the means.
+
+    A frozen float32 `Dense(3)` whose kernel swaps the R and B channels and
+    whose bias is minus `CAFFE_MEAN_BGR`: exactly
+    `keras.applications.resnet50.preprocess_input` (products by 1 and sums
+    with 0 are exact), and a saved model built with it needs nothing from
+    keras-geo to load.
+
+    Example: the RGB pixel (255, 0, 0) becomes (-103.939, -116.779, 131.32).
+    """
+    layer = keras.layers.Dense(3, name=name, dtype="float32", trainable=False)
+    layer.build((None, 3))
+    swap_red_blue = np.eye(3, dtype="float32")[::-1]
+    layer.set_weights([swap_red_blue, -np.asarray(CAFFE_MEAN_BGR, dtype="float32")])
+    return layer
+
+
 @keras.saving.register_keras_serializable(package="keras_geo")
 class CaffePreprocessing(keras.layers.Layer):
     """RGB pixels in 0-255 -> caffe-style input (BGR, ImageNet mean removed).
 
-    Equals `keras.applications.resnet50.preprocess_input` (no scaling).
+    Equals `keras.applications.resnet50.preprocess_input` (no scaling). Models
+    saved before `caffe_preprocessing` replaced it still hold this layer (and
+    need keras-geo imported to load); new models do not.
 
     Example: the RGB pixel (255, 0, 0) becomes (-103.939, -116.779, 131.32).
     """
@@ -139,15 +164,7 @@ def resolve_weights(weights, spec=None):
     if weights is None or str(weights).lower() == "none":
         return None
     if weights == "imagenet":
-        try:
-            return keras.utils.get_file(spec.weights_file, spec.weights_url, cache_subdir="models")
-        except Exception as e:  # get_file raises bare Exception on URL errors.
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise UserError(
-                f"could not download ImageNet weights of {spec.name} ({reason}); download "
-                f"{spec.weights_url} elsewhere and pass --weights PATH/{spec.weights_file}, "
-                "or use --weights none"
-            ) from None
+        return _download_weights(spec)
     path = os.fspath(weights)
     if not os.path.isfile(path):
         raise UserError(
@@ -155,6 +172,36 @@ def resolve_weights(weights, spec=None):
             f"({spec.name} no-top), --weights imagenet or --weights none"
         )
     return path
+
+
+def _download_weights(spec):
+    """Downloads (or finds in `~/.keras/models`) the ImageNet weights, hash-checked.
+
+    `get_file` checks the file against the hash `keras.applications` uses; a
+    cached copy that does not match is downloaded again, and a download that
+    does not match raises (Keras then downloads it again on the next call).
+    """
+    try:
+        return keras.utils.get_file(
+            spec.weights_file,
+            spec.weights_url,
+            cache_subdir="models",
+            file_hash=spec.weights_hash,
+        )
+    except Exception as e:  # get_file raises bare Exception on URL errors.
+        reason = one_line(e)
+        if isinstance(e, ValueError) and "hash does not match" in reason:
+            raise UserError(
+                f"the downloaded ImageNet weights of {spec.name} ({spec.weights_file}) do "
+                f"not match keras.applications' hash {spec.weights_hash}: a corrupt or "
+                "tampered download, not used; run the command again to download it again, "
+                "or pass a checked file as --weights PATH"
+            ) from None
+        raise UserError(
+            f"could not download ImageNet weights of {spec.name} ({reason}); download "
+            f"{spec.weights_url} elsewhere and pass --weights PATH/{spec.weights_file}, "
+            "or use --weights none"
+        ) from None
 
 
 def _assemble(spec, num_classes, image_size, weights_path, dropout):
@@ -165,9 +212,7 @@ def _assemble(spec, num_classes, image_size, weights_path, dropout):
     inputs = keras.Input(shape=shape, name="image", dtype="float32")
     x = inputs
     if spec.preprocessing == "caffe":
-        x = CaffePreprocessing(name="preprocess")(x)
-    elif spec.preprocessing == "tf":
-        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(x)
+        x = caffe_preprocessing()(x)
     # No `training=False`: a frozen BatchNormalization layer (trainable=False)
     # runs in inference mode anyway (Keras 3), and `set_phase` decides which are.
     x = base(x)

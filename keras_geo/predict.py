@@ -1,15 +1,17 @@
-"""Name the countries of image files with an exported SavedModel or a Keras model.
+"""Name the countries of image files with an exported model or a Keras model.
 
 `load_predictor(path)` accepts what `keras-geo export` wrote (a directory with
-`saved_model.pb`, or a TF Serving base directory with numbered versions), a
-run directory or a `.keras` file (both through `keras_geo.runs.load_model`).
-Both kinds decode and resize with `keras_geo.export.decode_image`, so they
-give the same probabilities for the same bytes. `predict_bytes` is the one
+`saved_model.pb`, or a TF Serving base directory with numbered versions; or a
+`.tflite` file, run with LiteRT), a run directory or a `.keras` file (both
+through `keras_geo.runs.load_model`). Every kind decodes and resizes with
+`keras_geo.export.decode_image`, so they give the same probabilities for the
+same bytes (a quantized LiteRT file: close to them). `predict_bytes` is the one
 path from encoded bytes to the answer document, shared by `keras-geo predict`
 and `keras-geo app`; `check_image_bytes` refuses what is not worth decoding.
 """
 
 import io
+import os
 import pathlib
 import warnings
 
@@ -26,8 +28,8 @@ from tfds_geoguessr.geoguessr import limits
 # File signatures of the formats `tf.io.decode_image` reads (WebP: RIFF....WEBP).
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 MODEL_KINDS = (
-    "an exported SavedModel directory (with saved_model.pb), a run directory "
-    "(with config.json) or a .keras file"
+    "an exported SavedModel directory (with saved_model.pb), a .tflite file, a run "
+    "directory (with config.json) or a .keras file"
 )
 
 
@@ -107,6 +109,64 @@ class KerasPredictor:
         return decode_image(tf.constant(image_bytes), image_size=self.image_size)
 
 
+class LiteRTPredictor:
+    """Runs a `keras-geo export --format tflite` file with the LiteRT interpreter.
+
+    Decodes and resizes as the SavedModel does (`decode_image`), then calls
+    the file's `serving_default` signature on the `[N, S, S, 3]` pixels.
+    Needs `ai-edge-litert` (the `litert` extra). Test-time views are not in
+    LiteRT exports: `tta` must be None or 1.
+    """
+
+    def __init__(self, path, tta=None):
+        if tta not in (None, 1):
+            raise UserError(
+                f"--tta {tta}: a .tflite export has no test-time views; predict from "
+                "the run directory or a SavedModel exported with --tta"
+            )
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise UserError(
+                f"--model {path}: running a .tflite file needs ai-edge-litert: "
+                "pip install 'keras-geo[litert]' (in a clone: pip install -e '.[litert]')."
+            ) from None
+        try:
+            interpreter = Interpreter(model_path=str(path), num_threads=_cpu_count())
+            self._runner = interpreter.get_signature_runner("serving_default")
+            shape = self._runner.get_input_details()["images"]["shape_signature"]
+            self.image_size = int(shape[1])
+            empty = np.zeros((1, self.image_size, self.image_size, 3), np.float32)
+            names = self._runner(images=empty)["class_names"]
+        except Exception as error:  # noqa: BLE001 (any failure is the user's file)
+            raise UserError(
+                f"Cannot run {path} as a keras-geo LiteRT export: {one_line(error)}"
+            ) from None
+        self._interpreter = interpreter  # The runner needs it alive.
+        self.info = model_info.ModelInfo(name=str(path))  # A .tflite file records no run.
+        self.tta = 1
+        self.class_names = [name.decode("utf-8") for name in names]
+        self.coordinates = _coordinates_or_none(self.class_names)
+
+    def probabilities(self, image_bytes):
+        """Returns the `[C]` float32 probabilities of one encoded image."""
+        return self.probabilities_batch([image_bytes])[0]
+
+    def probabilities_batch(self, images):
+        """Returns the `[N, C]` float32 probabilities of N encoded images, one model call."""
+        pixels = np.stack([self.pixels(image_bytes) for image_bytes in images])
+        return np.asarray(self._runner(images=pixels)["probabilities"], dtype=np.float32)
+
+    def pixels(self, image_bytes):
+        """Returns the `[S, S, 3]` float32 model input of one encoded image."""
+        return decode_image(tf.constant(image_bytes), image_size=self.image_size).numpy()
+
+
+def _cpu_count():
+    """The CPUs this process may use (LiteRT's own default is one thread)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
 def _coordinates_or_none(class_names):
     try:
         return countries.coordinates(class_names)
@@ -123,13 +183,14 @@ def _saved_model_dir(path):
 
 
 def load_predictor(path=None, tta=None):
-    """Loads a SavedModel export, a run directory or a `.keras` file.
+    """Loads a SavedModel export, a `.tflite` export, a run directory or a `.keras` file.
 
     Args:
         path: What to load; None: the model bundled with keras-geo
             (`keras_geo.bundled`).
         tta: Test-time views (`keras_geo.tta`) for a Keras model (None: 1);
-            a SavedModel has its own, fixed at export (None: those).
+            a SavedModel has its own, fixed at export (None: those); a
+            `.tflite` file has none (None or 1).
 
     Raises:
         UserError: `path` is none of those, or cannot be loaded.
@@ -141,6 +202,8 @@ def load_predictor(path=None, tta=None):
     path = pathlib.Path(path)
     if not path.exists():
         raise UserError(f"--model {path} does not exist: pass {MODEL_KINDS}.")
+    if path.suffix == ".tflite" and path.is_file():
+        return LiteRTPredictor(path, tta)
     if path.is_dir():
         saved_model = _saved_model_dir(path)
         if saved_model is not None:

@@ -63,6 +63,17 @@ OBJECTIVES = (
 )
 OBJECTIVE = OBJECTIVES[0]  # The default.
 METRICS = (*OBJECTIVES, "val_top5_accuracy", "val_mean_km")  # Columns of trials.csv.
+# Whether KerasTuner should record each metric a trial logs (`model.training_metrics`
+# and the loss, with or without "val_") as better when higher ("max") or lower ("min").
+# Left to guess, KerasTuner records names it does not know, such as
+# "val_balanced_accuracy" and "val_top5_accuracy", as "min".
+DIRECTIONS = {
+    "loss": "min",
+    "accuracy": "max",
+    "balanced_accuracy": "max",
+    "top5_accuracy": "max",
+    "mean_km": "min",
+}
 
 # Files under RUN_DIR/tuning/.
 PROJECT_NAME = "search"  # KerasTuner's project folder.
@@ -90,6 +101,14 @@ def declare(hp):
             declare_range = hp.Int if isinstance(spec, Int) else hp.Float
             values[name] = declare_range(name, spec.low, spec.high, step=spec.step, default=default)
     return values
+
+
+def direction(metric):
+    """Whether KerasTuner should maximise or minimise a logged metric: "max", "min" or None.
+
+    Example: `direction("val_top5_accuracy")` is "max"; None for a metric not ours.
+    """
+    return DIRECTIONS.get(metric.removeprefix("val_"))
 
 
 def bounds(name):

@@ -2,7 +2,7 @@
 
 The paper sampled batch size, learning rate, the loss weight alpha and weight
 decay at random for 30 trials of 10 epochs, then trained the best setting for
-40 epochs. `search` runs that search with `keras_tuner.RandomSearch`; each
+40 epochs. `search` runs that search with KerasTuner's random search; each
 trial trains the model `keras-geo train` would for its values (see
 `GeoHyperModel`). It writes, under `RUN_DIR/tuning/` (file names in
 `keras_geo.search_space`):
@@ -175,21 +175,71 @@ class GeoHyperModel(keras_tuner.HyperModel):
         )
 
 
-class GeoTuner(keras_tuner.RandomSearch):
-    """`RandomSearch` that records each trial and prints one line per trial.
+class GeoOracle(keras_tuner.oracles.RandomSearchOracle):
+    """`RandomSearchOracle` that records every metric with its direction.
 
-    Differences from `RandomSearch`: the initial space comes from
-    `declare_hyperparameters` alone (no throw-away ResNet50 build), no
-    per-trial weight checkpoint is written (about 100 MB each for ResNet50;
-    the final model is retrained from `best.json`), and each trial leaves a
-    `keras_geo.json` record (status, reason of a failure, wall time) in its
-    trial directory, which also works for workers of a distributed search.
-
-    The first two override or call KerasTuner's private `_populate_initial_space`
-    and `_build_and_fit_model` (both kept "for AutoKeras to override" upstream);
-    `setup.cfg` pins `keras-tuner` to the tested range and
-    `tests/test_tuning.py` fails if either changes.
+    KerasTuner guesses a metric's direction from its name and records the
+    ones it does not know as "min" in `trial.json`; this oracle registers
+    each metric of `search_space.DIRECTIONS` with its own first. The chief
+    of a distributed search runs it, so workers' trials are recorded alike.
     """
+
+    @keras_tuner.synchronized
+    def update_trial(self, trial_id, metrics, step=0):
+        tracker = self.trials[trial_id].metrics
+        for name in metrics:
+            direction = search_space.direction(name)
+            if direction is not None and not tracker.exists(name):
+                tracker.register(name, direction=direction)
+        return super().update_trial(trial_id, metrics, step=step)
+
+
+class GeoTuner(keras_tuner.Tuner):
+    """KerasTuner's `RandomSearch` (a `Tuner` with `GeoOracle`) that records each trial.
+
+    Differences from `RandomSearch`: metric directions are recorded right
+    (`GeoOracle`), the initial space comes from `declare_hyperparameters`
+    alone (no throw-away ResNet50 build), no per-trial weight checkpoint is
+    written (about 100 MB each for ResNet50; the final model is retrained
+    from `best.json`), each trial leaves a `keras_geo.json` record (status,
+    reason of a failure, wall time) in its trial directory, which also works
+    for workers of a distributed search, and one line is printed per trial,
+    numbered as KerasTuner numbers it ("Trial 3" is `trial_2`). The project
+    stays KerasTuner's own: `keras_tuner.RandomSearch(..., overwrite=False)`
+    reloads it (README, "Reload with KerasTuner alone").
+
+    The checkpoint and the space override or call KerasTuner's private
+    `_populate_initial_space` and `_build_and_fit_model` (both kept "for
+    AutoKeras to override" upstream); `setup.cfg` pins `keras-tuner` to the
+    tested range and `tests/test_tuning.py` fails if either changes.
+
+    Args:
+        hypermodel: A `GeoHyperModel`.
+        objective, max_trials, seed, max_retries_per_trial,
+            max_consecutive_failed_trials: as `keras_tuner.RandomSearch`.
+        **kwargs: passed on to `keras_tuner.Tuner` (directory, project_name,
+            overwrite, distribution_strategy...).
+    """
+
+    def __init__(
+        self,
+        hypermodel,
+        *,
+        objective,
+        max_trials,
+        seed=None,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+        **kwargs,
+    ):
+        oracle = GeoOracle(
+            objective=objective,
+            max_trials=max_trials,
+            seed=seed,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        super().__init__(oracle, hypermodel, **kwargs)
 
     def _populate_initial_space(self):
         # Upstream also builds the model (`_activate_all_conditions`) to find

@@ -36,6 +36,7 @@ from keras_geo.search_space import (  # noqa: E402
 )
 
 COLUMNS = (
+    "trial",
     "trial_id",
     "status",
     *HYPERPARAMETERS,
@@ -107,7 +108,11 @@ def _row(trial_json):
         with open(record_path) as f:
             record = json.load(f)
     values = state["hyperparameters"]["values"]
-    row = {"trial_id": state["trial_id"], "status": _status(state, record)}
+    row = {
+        "trial": trial_number(state["trial_id"]),
+        "trial_id": state["trial_id"],
+        "status": _status(state, record),
+    }
     row.update({name: values.get(name) for name in HYPERPARAMETERS})
     completed = row["status"] == "COMPLETED"
     for name in METRICS:
@@ -119,6 +124,11 @@ def _row(trial_json):
         None if completed else (record.get("message") or summarize_error(state.get("message")))
     )
     return row
+
+
+def trial_number(trial_id):
+    """KerasTuner's number of a trial ("Trial 3 Complete"): its id (`trial_02`) plus one."""
+    return int(trial_id) + 1
 
 
 def load_trials(tuning_dir):
@@ -202,7 +212,7 @@ def plot_search(rows, best, path, objective=OBJECTIVE):
             color="orange",
             edgecolor="black",
             zorder=3,
-            label=f"best (trial {best['trial_id']})",
+            label=f"best (Trial {best['trial']})",
         )
         if name == "learning_rate":
             ax.set_xscale("log")
@@ -242,20 +252,24 @@ def progress_line(
     message=None,
     objective=OBJECTIVE,
 ):
-    """One line per finished trial (ids count from 0, as KerasTuner's), e.g.
+    """One line per finished trial, numbered as KerasTuner prints it, e.g.
 
-    `trial 2 (3/30) COMPLETED batch_size=180 learning_rate=0.001
+    `Trial 3/30 COMPLETED batch_size=180 learning_rate=0.001
     weight_decay=0.0001 alpha=2.5 -> val_accuracy=0.4123 | best 0.4500
-    (trial 1) | 95.2 s`
+    (Trial 2) | 95.2 s` for the trial KerasTuner calls "Trial 3" (id 2,
+    folder `trial_2`, or `trial_02` in a search of 10 trials or more).
     """
     hps = " ".join(f"{k}={_fmt(values.get(k))}" for k in HYPERPARAMETERS)
     if score is not None and status == "COMPLETED":
         result = f"{objective}={score:.4f}"
     else:
         result = message or ""
-    best = f"best {best_score:.4f} (trial {best_id})" if best_score is not None else "best -"
-    number = f"{int(trial_id) + 1}/{total}"
-    return f"trial {trial_id} ({number}) {status} {hps} -> {result} | {best} | {wall_time_s} s"
+    if best_score is not None:
+        best = f"best {best_score:.4f} (Trial {trial_number(best_id)})"
+    else:
+        best = "best -"
+    number = f"{trial_number(trial_id)}/{total}"
+    return f"Trial {number} {status} {hps} -> {result} | {best} | {wall_time_s} s"
 
 
 def _padded(name):

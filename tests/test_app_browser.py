@@ -27,8 +27,17 @@ pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
 )
-# The app itself, inline data, and Chromium's own pages (its start page loads chrome://).
-LOCAL_SCHEMES = ("http://127.0.0.1:", "ws://127.0.0.1:", "data:", "blob:", "about:", "chrome:")
+# The app itself, inline data, and Chromium's own pages (its start page loads chrome://
+# and, in Debian's chromium 150, chrome-untrusted://new-tab-page/).
+LOCAL_SCHEMES = (
+    "http://127.0.0.1:",
+    "ws://127.0.0.1:",
+    "data:",
+    "blob:",
+    "about:",
+    "chrome:",
+    "chrome-untrusted:",
+)
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +101,22 @@ def test_upload_shows_label_map_and_heatmap(served, browser, tmp_path):
     assert any(url.startswith(app_server.url) for url in urls)
     outside = [url for url in urls if not url.startswith(LOCAL_SCHEMES)]
     assert outside == [], f"the page fetched from outside the app: {outside[:5]}"
+
+
+def test_api_docs_page_renders_both_routes_from_the_app_alone(served, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    app_server = served[0]
+    requested_urls(browser)  # Drops the log of the earlier pages.
+    browser.get(app_server.url + server.DOCS_URL)
+    paths = (By.CSS_SELECTOR, ".opblock-summary-path")  # Swagger UI's route headings.
+    WebDriverWait(browser, 60).until(ec.text_to_be_present_in_element(paths, "/api/"))
+    shown = sorted(element.text for element in browser.find_elements(*paths))
+    assert shown == ["/api/health", "/api/predict"]
+    shot = tmp_path / "api-docs.png"
+    browser.save_screenshot(str(shot))
+    print(f"screenshot: {shot}")
+    outside = [url for url in requested_urls(browser) if not url.startswith(LOCAL_SCHEMES)]
+    assert outside == [], f"the docs page fetched from outside the app: {outside[:5]}"

@@ -26,7 +26,6 @@ LAST_STAGE = {
     "vgg16": ("block5_",),
     "efficientnetv2b0": ("block6", "top_"),
     "efficientnetv2s": ("block6", "top_"),
-    "mobilenetv2": ("block_13_", "block_14_", "block_15_", "block_16_", "Conv_1"),
     "convnext_tiny": (
         "convnext_tiny_stage_3",
         "convnext_tiny_downsampling_block_2",

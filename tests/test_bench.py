@@ -21,7 +21,9 @@ import baseline  # noqa: E402
 import common  # noqa: E402
 import fake_kaggle  # noqa: E402
 
-SCRIPTS = ("baseline", "cache", "fake_kaggle", "first_step", "report", "scaling", "storage")
+SCRIPTS = (
+    "baseline", "cache", "fake_kaggle", "first_step", "litert", "report", "scaling", "storage",
+)  # fmt: skip
 
 RESULT = re.compile(r"^images/s: \d+\.\d$")
 TINY_FRAME = "64x32"
@@ -266,3 +268,27 @@ def test_bench_train_backbones_side_by_side(capsys, tmp_path):
         main([*argv, "--backbone", "resnet5"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'resnet5'" in capsys.readouterr().err
+
+
+def test_litert_measures_every_export_beside_the_saved_model(monkeypatch, capsys, tmp_path):
+    import keras
+
+    from keras_geo import model as geo_model
+
+    def tiny_model(num_classes, *, image_size, **kwargs):  # Exports in seconds, not minutes.
+        inputs = keras.Input((image_size, image_size, 3))
+        x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+
+    monkeypatch.setattr(geo_model, "build_model", tiny_model)
+    out = tmp_path / "litert.json"
+    argv = ["litert", "--image-size", "32", "--calls", "2", "--repeats", "1", "--json", str(out)]
+    assert script(argv) == 0
+    assert RESULT.match(last_line(capsys))
+    rows = json.loads(out.read_text())["rows"]
+    assert [row["export"] for row in rows] == [
+        "SavedModel", "LiteRT float32", "LiteRT float16", "LiteRT dynamic int8",
+    ]  # fmt: skip
+    assert rows[0]["smaller"] == rows[0]["call_speedup"] == 1.0
+    assert all(row["size_mb"] > 0 and row["call_ms"] > 0 and row["predict_ms"] > 0 for row in rows)

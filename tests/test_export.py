@@ -264,3 +264,23 @@ def test_cli_rejects_bad_arguments_in_one_line(run_dir, tmp_path, capsys, case):
     err = capsys.readouterr().err.strip()
     assert err.startswith("keras-geo: error: ") and "\n" not in err
     assert (run_dir / runs.MODEL_FILE).is_file()
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "Input is empty"),
+        (b"hello", "Unknown image file format"),
+        (b"x" * 11, "Unknown image file format"),
+        (b"x" * 12, "Unknown image file format"),
+        (b"BM", "Incomplete bmp content"),
+    ],
+)
+def test_short_inputs_get_the_decoders_error_not_substrs(exported, data, words):
+    # Inputs shorter than a header once failed in the header check's `Substr`
+    # with "pos 12 out of range for string".
+    serve = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        serve(image_bytes=tf.constant([data]))
+    assert words in error.value.message
+    assert "out of range" not in error.value.message

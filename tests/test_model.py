@@ -54,13 +54,23 @@ def test_uint8_input_equals_float_input(model):
     )
 
 
-def test_preprocessing_equals_keras_resnet50_preprocess_input():
-    images = _images()
-    ours = geo_model.CaffePreprocessing()(images)
+@pytest.mark.parametrize("layer", [geo_model.caffe_preprocessing, geo_model.CaffePreprocessing])
+def test_preprocessing_equals_keras_resnet50_preprocess_input(layer):
+    images = _images() + np.random.default_rng(1).uniform(0, 1, (1, SIZE, SIZE, 3))
+    images = images.astype("float32")  # Not only whole numbers: resized pixels are not.
+    ours = keras.ops.convert_to_numpy(layer()(images))
     theirs = keras.applications.resnet50.preprocess_input(images.copy())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours), theirs, atol=1e-4)
-    red = keras.ops.convert_to_numpy(geo_model.CaffePreprocessing()(np.array([[[[255.0, 0, 0]]]])))
+    np.testing.assert_array_equal(ours, theirs)
+    red = keras.ops.convert_to_numpy(layer()(np.array([[[[255.0, 0, 0]]]])))
     np.testing.assert_allclose(red[0, 0, 0], [-103.939, -116.779, 131.32], atol=1e-4)
+
+
+def test_preprocessing_is_a_stock_layer_that_never_trains(model):
+    layer = model.get_layer("preprocess")
+    assert type(layer) is keras.layers.Dense
+    geo_model.set_phase(model, "finetune", stages="all", train_batchnorm=True)
+    assert not layer.trainable and not layer.trainable_weights
+    geo_model.set_phase(model, "frozen")
 
 
 def _trainable_names(model):

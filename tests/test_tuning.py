@@ -102,8 +102,8 @@ def test_progress_line_names_trial_values_score_and_best():
         best_id="01",
         wall_time_s=95.2,
     )
-    assert line.startswith("trial 2 (3/30) COMPLETED batch_size=180 learning_rate=0.001")
-    assert "val_accuracy=0.4123" in line and "best 0.4500 (trial 01)" in line
+    assert line.startswith("Trial 3/30 COMPLETED batch_size=180 learning_rate=0.001")
+    assert "val_accuracy=0.4123" in line and "best 0.4500 (Trial 2)" in line
     values = dict(search_space.DEFAULTS)
     line = tuning_report.progress_line(
         trial_id="0", total=1, values=values, status="COMPLETED", score=0.25,
@@ -182,8 +182,8 @@ def test_failed_trial_is_recorded_and_the_search_goes_on(tmp_path, capsys):
     # The first trial is sampled like the others, not stuck at the defaults.
     assert hypermodel.fitted[0] != search_space.DEFAULTS
     out = capsys.readouterr().out
-    assert "trial 1 (2/3) FAILED" in out and "OOM when allocating" in out
-    assert "trial 2 (3/3) COMPLETED" in out and "best " in out
+    assert "Trial 2/3 FAILED" in out and "OOM when allocating" in out
+    assert "Trial 3/3 COMPLETED" in out and "best " in out
 
 
 def test_all_trials_failing_raises_a_clear_error(tmp_path):
@@ -266,21 +266,25 @@ def test_tune_runs_resumes_and_best_json_feeds_train(synthetic_data_dir, tmp_pat
     tuning_dir = run_dir / "tuning"
     first = tuning_dir / "search" / "trial_0" / search_space.SIDE_CAR
     stamp = first.stat().st_mtime_ns
-    assert "trial 0 (1/1) COMPLETED" in capsys.readouterr().out
+    assert "Trial 1/1 COMPLETED" in capsys.readouterr().out
 
     # The same command again: the finished trial does not run again.
     assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
     assert first.stat().st_mtime_ns == stamp
-    assert "trial 0 (1/1)" not in capsys.readouterr().out
+    assert "Trial 1/1" not in capsys.readouterr().out
 
     rows = _read_csv(tuning_dir / "trials.csv")
-    assert [r["trial_id"] for r in rows] == ["0"]
+    assert [(r["trial"], r["trial_id"]) for r in rows] == [("1", "0")]
     row = rows[0]
     assert row["status"] == "COMPLETED", row["message"]
     _assert_in_space(row)
     assert 0.0 <= float(row["val_accuracy"]) <= 1.0
     assert row["best_epoch"] == "1" and float(row["val_mean_km"]) >= 0
     assert (tuning_dir / "search.png").is_file()
+    state = json.loads((tuning_dir / "search" / "trial_0" / "trial.json").read_text())
+    directions = {k: v["direction"] for k, v in state["metrics"]["metrics"].items()}
+    assert directions["val_balanced_accuracy"] == directions["val_top5_accuracy"] == "max"
+    assert directions["val_mean_km"] == directions["val_loss"] == "min"
 
     # Resuming with other fixed settings is refused in one line, no training.
     args = list(_tune_args(synthetic_data_dir, run_dir, 1))
@@ -518,7 +522,7 @@ def test_keras_tuner_private_methods_geotuner_relies_on_are_still_there():
     """Fails when keras-tuner changes what GeoTuner overrides (see setup.cfg's pin)."""
     import inspect
 
-    base = keras_tuner.RandomSearch
+    base = keras_tuner.Tuner
     assert list(inspect.signature(base._build_and_fit_model).parameters) == [
         "self", "trial", "args", "kwargs",
     ]  # fmt: skip

@@ -6,6 +6,7 @@ model in one chief and two worker processes; the slow one runs the real
 """
 
 import csv
+import json
 import os
 import re
 import socket
@@ -30,7 +31,9 @@ class Toy(keras_tuner.HyperModel):
         values = search_space.declare(hp)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
         model.compile(optimizer=keras.optimizers.AdamW(values["learning_rate"]),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(
+                          k=2, name="top5_accuracy")],  # A name KerasTuner takes as "min".
                       run_eagerly=True)
         return model
 
@@ -96,8 +99,8 @@ def _run_chief_and_workers(command, tmp_path):
 def _check_every_trial_ran_once(logs, tuning_dir):
     ran = []
     for tuner_id in ("tuner0", "tuner1"):
-        found = re.findall(r"^trial (\d+) \(\d+/3\) ", logs[tuner_id], re.M)
-        ran += [(n, tuner_id) for n in found]
+        found = re.findall(r"^Trial (\d+)/3 ", logs[tuner_id], re.M)  # KerasTuner's number.
+        ran += [(str(int(n) - 1), tuner_id) for n in found]  # Its trial id.
     assert sorted(n for n, _ in ran) == ["0", "1", "2"], ran
 
     # The chief wrote the report of all of them.
@@ -108,6 +111,11 @@ def _check_every_trial_ran_once(logs, tuning_dir):
     assert {(r["trial_id"], r["tuner_id"]) for r in rows} == set(ran)
     assert (tuning_dir / "best.json").is_file()
     assert "best hyperparameters" in logs["chief"]
+    # Workers report to the chief's oracle, which records every direction right.
+    for trial_json in (tuning_dir / "search").glob("trial_*/trial.json"):
+        metrics = json.loads(trial_json.read_text())["metrics"]["metrics"]
+        assert metrics["val_top5_accuracy"]["direction"] == "max"
+        assert metrics["val_loss"]["direction"] == "min"
 
 
 def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path):

@@ -1,12 +1,15 @@
 """The FastAPI application: the JSON API next to the mounted Gradio UI.
 
-    GET  /api/health   -> {"status": "ok", "model": NAME, "model_info": {...}, "classes": C}
-    POST /api/predict  multipart field `image` -> one `keras-geo predict --json`
-                       entry (`file`, `countries`, `probabilities`, `coordinates`)
-                       plus `model` and `model_info` (`keras_geo.model_info`: its
-                       data, synthetic or not, test accuracy); a bad upload ->
-                       4xx {"error": "<one line>"}
-    /                  the Gradio UI (`keras_geo.app.ui`)
+    GET  /api/health        -> {"status": "ok", "model": NAME, "model_info": {...}, "classes": C}
+    POST /api/predict       multipart field `image` -> one `keras-geo predict --json`
+                            entry (`file`, `countries`, `probabilities`, `coordinates`)
+                            plus `model` and `model_info` (`keras_geo.model_info`: its
+                            data, synthetic or not, test accuracy); a bad upload ->
+                            4xx {"error": "<one line>"}
+    GET  /api/openapi.json  FastAPI's OpenAPI schema of the two (`keras_geo.app.schema`)
+    GET  /api/docs          that schema rendered (Swagger UI, served locally: no CDN)
+    /                       the Gradio UI (`keras_geo.app.ui`), whose named endpoint
+                            `/predict` answers Gradio clients with the same document
 
 Every model call goes through one `Batcher` (see `keras_geo.app.batching`).
 """
@@ -16,11 +19,13 @@ import pathlib
 import shutil
 import tempfile
 
-from keras_geo import predict
+from keras_geo import __version__, predict
 from keras_geo.app.batching import Batcher
+from keras_geo.app.schema import UPLOAD_FIELD
 from keras_geo.errors import one_line
 
-UPLOAD_FIELD = "image"
+OPENAPI_URL = "/api/openapi.json"  # Not /openapi.json: Gradio serves its own there.
+DOCS_URL = "/api/docs"
 _MULTIPART_SLACK = 64 * 1024  # Boundaries and headers around the file in a request body.
 
 
@@ -52,6 +57,15 @@ class AppState:
     def model_info(self):
         """The predictor's `keras_geo.model_info.ModelInfo`, named `model_name`."""
         return dataclasses.replace(self.predictor.info, name=self.model_name)
+
+    def answer(self, image_bytes, *, file):
+        """The JSON document of one image for both APIs: `predict_bytes`'s, plus `model`.
+
+        Raises:
+            ValueError: the bytes are not an image, a corrupt one or too large (one line).
+        """
+        document = predict.predict_bytes(self.batcher, image_bytes, file=file, top_k=self.top_k)
+        return {**document, "model": self.model_name, "model_info": self.model_info.to_json()}
 
     def close(self):
         self.batcher.close()
@@ -88,13 +102,24 @@ def build_app(state):
     """Returns the FastAPI app: `/api/*` routes, then the Gradio UI mounted at `/`."""
     import fastapi
     import gradio as gr
+    from fastapi_offline import FastAPIOffline
 
-    from keras_geo.app import ui
+    from keras_geo.app import schema, ui
 
-    app = fastapi.FastAPI(title="keras-geo", docs_url=None, redoc_url=None, openapi_url=None)
+    # FastAPIOffline: FastAPI whose docs page loads Swagger UI from the package, not a CDN.
+    app = FastAPIOffline(
+        title="keras-geo",
+        version=__version__,
+        description="Name the country of a GeoGuessr screenshot.",
+        openapi_url=OPENAPI_URL,
+        docs_url=DOCS_URL,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=f"{DOCS_URL}/oauth2-redirect",
+        static_url=f"{DOCS_URL}/static",
+    )
     app.state.keras_geo = state
 
-    @app.get("/api/health")
+    @app.get("/api/health", response_model=schema.Health)
     def health():
         return {
             "status": "ok",
@@ -103,8 +128,14 @@ def build_app(state):
             "classes": len(state.predictor.class_names),
         }
 
-    @app.post("/api/predict")
+    @app.post(
+        "/api/predict",
+        response_model=schema.Prediction,
+        responses=schema.ERRORS,
+        openapi_extra=schema.UPLOAD_BODY,
+    )
     async def predict_image(request: fastapi.Request):
+        """The top-k countries of one screenshot, sent as multipart field `image`."""
         return await _predict_upload(state, request)
 
     return gr.mount_gradio_app(
@@ -113,7 +144,7 @@ def build_app(state):
         path="/",
         max_file_size=state.max_upload_bytes,
         allowed_paths=[str(state.work_dir)] if state.work_dir else None,
-        footer_links=["gradio", "settings"],  # Our API is /api/*, not Gradio's.
+        footer_links=["api", "gradio", "settings"],  # "api": the Gradio client's /predict.
         run_history=False,  # Nothing kept in the browser, no Hugging Face bucket offer.
         ssr_mode=False,  # No Node server.
         mcp_server=False,
@@ -153,15 +184,8 @@ async def _predict_upload(state, request):
     if len(data) > limit:
         return _error(413, too_large)
     try:
-        document = await run_in_threadpool(
-            predict.predict_bytes,
-            state.batcher,
-            data,
-            file=upload.filename or UPLOAD_FIELD,
-            top_k=state.top_k,
-        )
+        return await run_in_threadpool(state.answer, data, file=upload.filename or UPLOAD_FIELD)
     except ValueError as error:
         return _error(400, str(error))
     except Exception as error:  # noqa: BLE001 (the model failed, not the upload)
         return _error(500, f"the model call failed: {one_line(error)}")
-    return {**document, "model": state.model_name, "model_info": state.model_info.to_json()}

@@ -21,7 +21,7 @@ SYNTHETIC_WARNING = (
 )
 NEEDS_KERAS = (
     "Grad-CAM needs the Keras model: start the app with the run directory or "
-    "the `.keras` file instead of the SavedModel."
+    "the `.keras` file instead of an exported model."
 )
 HEATMAP_WIDTH = 480
 
@@ -54,6 +54,27 @@ def analyse(state, path):
     distances = worldmap.runner_up_line(names, probabilities, top_k=state.top_k)
     heatmap, note = _heatmap(state, image_bytes, int(order[0]))
     return label, world, distances, heatmap, note
+
+
+def predict_endpoint(state):
+    """Returns the function of the page's named API endpoint `/predict` (Gradio clients).
+
+    It answers what `POST /api/predict` answers for the same file: the
+    document of `AppState.answer`.
+    """
+    import gradio as gr
+
+    def predict(image: gr.FileData) -> dict:
+        """The top-k countries of one screenshot, with probabilities and coordinates."""
+        upload = image if isinstance(image, dict) else image.model_dump()
+        image_bytes = pathlib.Path(upload["path"]).read_bytes()
+        name = upload.get("orig_name") or pathlib.Path(upload["path"]).name
+        try:
+            return state.answer(image_bytes, file=name)
+        except ValueError as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+    return predict
 
 
 def _heatmap(state, image_bytes, class_index):
@@ -123,6 +144,7 @@ def build_blocks(state):
             inputs=image,
             outputs=[label, world, distances, heatmap, note],
             concurrency_limit=8,
-            api_visibility="private",
+            api_visibility="private",  # Images in, images out: `/predict` is the API.
         )
+        gr.api(predict_endpoint(state), api_name="predict", concurrency_limit=8)
     return blocks

@@ -10,11 +10,12 @@ def add_parser(subparsers):
         description=(
             "Serve, from one process, a Gradio page (drop a screenshot, see the top "
             "countries, a world map and a Grad-CAM heatmap) and a JSON API "
-            "(GET /api/health, POST /api/predict with multipart field `image`). "
+            "(GET /api/health, POST /api/predict with multipart field `image`; OpenAPI "
+            "schema at /api/openapi.json, docs at /api/docs; Gradio clients call /predict). "
             "Without --model, the model bundled with keras-geo (real screenshots of 20 "
-            "countries: docs/model_card.md); --model is a SavedModel written by "
-            "`keras-geo export`, a run directory or a .keras file (Grad-CAM needs one "
-            "of the last two). The page names the model and its test accuracy. "
+            "countries: docs/model_card.md); --model is a SavedModel or .tflite file "
+            "written by `keras-geo export`, a run directory or a .keras file (Grad-CAM "
+            "needs one of the last two). The page names the model and its test accuracy. "
             "Ctrl-C stops it."
         ),
     )
@@ -22,7 +23,7 @@ def add_parser(subparsers):
         "--model",
         default=None,
         metavar="PATH",
-        help="SavedModel, run dir or .keras file (default: the bundled model)",
+        help="SavedModel, .tflite, run dir or .keras file (default: the bundled model)",
     )
     parser.add_argument(
         "--host",

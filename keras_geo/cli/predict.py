@@ -10,16 +10,16 @@ def add_parser(subparsers):
             "the model, its training data and its measured test accuracy. Without "
             "--model, the model bundled with keras-geo (real screenshots of 20 "
             "countries, trained from scratch: docs/model_card.md); --model is a "
-            "SavedModel written by `keras-geo export`, a run directory or a .keras "
-            "file. A bad image file is reported on stderr and the others are still "
-            "predicted; the exit code is 1 if any file failed."
+            "SavedModel or .tflite file written by `keras-geo export`, a run directory "
+            "or a .keras file. A bad image file is reported on stderr and the others are "
+            "still predicted; the exit code is 1 if any file failed."
         ),
     )
     parser.add_argument(
         "--model",
         default=None,
         metavar="PATH",
-        help="SavedModel, run dir or .keras file (default: the bundled model)",
+        help="SavedModel, .tflite, run dir or .keras file (default: the bundled model)",
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files, any size")
     parser.add_argument(
