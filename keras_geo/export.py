@@ -41,7 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_geo import __version__, countries, pipeline
+from keras_geo import __version__, animation, countries, pipeline
 from keras_geo.errors import UserError
 from keras_geo.tta import with_test_time_views
 from tfds_geoguessr.geoguessr import limits
@@ -53,9 +53,12 @@ SIGNATURES = ("serving_default", "serve_pixels", "metadata")
 def decode_image(image_bytes, *, image_size, max_pixels=None):
     """Decodes one encoded image and resizes it exactly as evaluation does.
 
-    The size an image declares in its header is checked before decoding: an
-    image above `max_pixels` fails with `InvalidArgumentError` ("image too
-    large: ...") instead of taking gigabytes of memory.
+    The input is held to the budget of `tfds_geoguessr.geoguessr.limits`
+    before decoding: more bytes than `limits.max_file_bytes`, or more pixels
+    than `max_pixels` declared in the header (for a GIF: its screen or its
+    first frame, whichever is larger), fail with `InvalidArgumentError`
+    ("image too large: ...") instead of taking gigabytes of memory. Only the
+    first frame of an animated GIF is decoded (`keras_geo.animation`).
 
     Args:
         image_bytes: scalar `tf.string`, an encoded JPEG, PNG, GIF (first
@@ -68,13 +71,22 @@ def decode_image(image_bytes, *, image_size, max_pixels=None):
         float32 `[image_size, image_size, 3]` RGB pixels in 0-255.
     """
     limit = limits.max_pixels() if max_pixels is None else max_pixels
-    check = tf.debugging.assert_less_equal(
-        declared_pixels(image_bytes),
+    max_bytes = limits.max_file_bytes(limit)
+    check_bytes = tf.debugging.assert_less_equal(
+        tf.cast(tf.strings.length(image_bytes), tf.int64),
+        tf.constant(max_bytes, tf.int64),
+        message=f"image too large: the file holds more than {max_bytes / 1e6:.1f} MB, the "
+        f"limit (4 bytes per pixel of {limits.MAX_PIXELS_ENV})",
+    )
+    with tf.control_dependencies([check_bytes]):
+        image_bytes, frame_pixels = animation.first_gif_frame(image_bytes)
+    check_pixels = tf.debugging.assert_less_equal(
+        tf.maximum(declared_pixels(image_bytes), frame_pixels),
         tf.constant(limit, tf.int64),
         message=f"image too large: above the limit of {limit / 1e6:.1f} MP "
         f"({limits.MAX_PIXELS_ENV})",
     )
-    with tf.control_dependencies([check]):
+    with tf.control_dependencies([check_pixels]):
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     return _resize(image, image_size)
 
