@@ -25,7 +25,7 @@ import pathlib
 import keras
 import numpy as np
 
-from keras_geo import datasets, paths, pipeline, plots, runs
+from keras_geo import datasets, paths, pipeline, plots, runs, side_files
 from keras_geo import tta as tta_lib
 from keras_geo.config import PHASES
 from keras_geo.console import keras_verbose
@@ -57,9 +57,17 @@ def evaluate(
     config = runs.stored_config(run_dir)
     if config is None:
         raise UserError(f"{run_dir} has no config.json: is it a keras-geo run directory?")
-    class_names = runs.read_class_names(run_dir)
-    if model is None:
-        model, _, _ = runs.load_model(run_dir)
+    if model is None:  # Its side files checked against it and each other.
+        model, class_names, config = runs.load_model(run_dir)
+    else:
+        class_names = runs.read_class_names(run_dir)
+        side_files.check_against_model(
+            model,
+            class_names,
+            config,
+            names_from=run_dir / runs.CLASS_NAMES_FILE,
+            config_from=run_dir / runs.CONFIG_FILE,
+        )
     model = tta_lib.with_test_time_views(model, tta)
     split_ds = datasets.load_split(config.dataset, split, data_dir=config.data_dir)
     labels, probabilities = predict_split(

@@ -38,6 +38,7 @@ from keras_geo import (
     paths,
     runs,
     search_space,
+    settings,
     training,
     tuning_report,
 )
@@ -49,8 +50,7 @@ from keras_geo.errors import UserError
 # search sets with `epochs` and `phase`.
 _NOT_FIXED = ("data_dir", "epochs_frozen", "epochs_finetune", *search_space.HYPERPARAMETERS)
 
-CHIEF_TIMEOUT_ENV = "KERAS_GEO_CHIEF_TIMEOUT"  # Seconds a worker waits for its chief.
-CHIEF_TIMEOUT_S = 120
+CHIEF_TIMEOUT_ENV = settings.CHIEF_TIMEOUT_ENV  # Seconds a worker waits for its chief.
 
 
 class _FatalUserError(UserError, keras_tuner.errors.FatalError):
@@ -270,18 +270,6 @@ def chief_address():
     return os.environ["KERASTUNER_ORACLE_IP"], int(port)
 
 
-def chief_timeout():
-    """Seconds a worker waits for its chief: `$KERAS_GEO_CHIEF_TIMEOUT`, default 120."""
-    text = os.environ.get(CHIEF_TIMEOUT_ENV, "").strip()
-    try:
-        value = float(text) if text else CHIEF_TIMEOUT_S
-    except ValueError:
-        value = -1
-    if not value > 0:
-        raise UserError(f"{CHIEF_TIMEOUT_ENV} must be a number of seconds > 0. Received: {text!r}")
-    return value
-
-
 def wait_for_chief(timeout_s=None):
     """Returns once the chief's oracle accepts connections (a worker, before `search`).
 
@@ -289,13 +277,13 @@ def wait_for_chief(timeout_s=None):
     silently.
 
     Args:
-        timeout_s: give up after this many seconds; default `chief_timeout()`.
+        timeout_s: give up after this many seconds; default `settings.chief_timeout()`.
 
     Raises:
         UserError: nothing answered at the chief's address in time.
     """
     ip, port = chief_address()
-    timeout_s = chief_timeout() if timeout_s is None else timeout_s
+    timeout_s = settings.chief_timeout() if timeout_s is None else timeout_s
     print(
         f"worker: waiting for the KerasTuner chief at {ip}:{port} "
         f"(up to {timeout_s:g} s; {CHIEF_TIMEOUT_ENV} sets it)",

@@ -1,6 +1,7 @@
 """`keras-geo app`: serve a web page and a JSON API that name a screenshot's country."""
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+MAX_UPLOAD_MB = 1024  # Uploads are held in memory while checked: a GB is plenty.
 
 
 def add_parser(subparsers):
@@ -50,9 +51,10 @@ def _check_args(args):
     for flag, value, low in (("--top-k", args.top_k, 1), ("--max-batch", args.max_batch, 1)):
         if value < low:
             raise UserError(f"`{flag}` must be >= {low}. Received: {flag} {value}")
-    if not args.max_upload_mb > 0:
+    if not 0 < args.max_upload_mb <= MAX_UPLOAD_MB:  # Also refuses nan and inf.
         raise UserError(
-            f"`--max-upload-mb` must be > 0. Received: --max-upload-mb {args.max_upload_mb}"
+            f"`--max-upload-mb` must be > 0 and at most {MAX_UPLOAD_MB}. "
+            f"Received: --max-upload-mb {args.max_upload_mb}"
         )
     if not 0 < args.port < 65536:
         raise UserError(f"`--port` must be in 1..65535. Received: --port {args.port}")
