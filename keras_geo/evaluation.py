@@ -25,7 +25,7 @@ import pathlib
 import keras
 import numpy as np
 
-from keras_geo import datasets, paths, pipeline, plots, runs, side_files
+from keras_geo import datasets, divergence, paths, pipeline, plots, runs, side_files
 from keras_geo import tta as tta_lib
 from keras_geo.config import PHASES
 from keras_geo.console import keras_verbose
@@ -77,6 +77,7 @@ def evaluate(
         batch_size=batch_size or config.batch_size,
         verbose=verbose,
     )
+    divergence.check_probabilities(probabilities)
     metrics = compute_metrics(labels, probabilities, class_names)
     phase = runs.read_model_record(run_dir).get("phase")
     metrics = {

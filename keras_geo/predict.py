@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_geo import countries, runs
+from keras_geo import countries, divergence, runs
 from keras_geo.errors import UserError, one_line
 from keras_geo.export import decode_image, read_metadata
 from keras_geo.tta import check_views, with_test_time_views
@@ -189,23 +189,8 @@ def probabilities_of(predictor, image_bytes):
             reason = text[text.index("image too large") :].split("]")[0]
             raise ValueError(one_line(reason)) from None
         raise ValueError(CORRUPT) from None
-    check_probabilities(probabilities)
+    divergence.check_probabilities(probabilities)
     return probabilities
-
-
-def check_probabilities(probabilities):
-    """Raises UserError unless every probability is finite (a diverged model's are NaN).
-
-    A NaN is no answer: it would print as a bare `NaN` in `--json` (not JSON)
-    and rank the countries at random.
-    """
-    probabilities = np.asarray(probabilities)
-    if not np.all(np.isfinite(probabilities)):
-        bad = probabilities[~np.isfinite(probabilities)].flat[0]
-        raise UserError(
-            f"the model gives non-finite probabilities ({bad}): its weights are broken "
-            "(did its training diverge?); retrain it with a lower learning rate"
-        )
 
 
 CORRUPT = "corrupt or truncated image: the decoder failed"

@@ -42,6 +42,7 @@ from keras_geo import checkpoints, datasets, distribute, evaluation, features, p
 from keras_geo import model as model_lib
 from keras_geo.config import PHASES
 from keras_geo.console import keras_verbose
+from keras_geo.divergence import StopOnDivergence
 from keras_geo.losses import HaversineCrossEntropy
 
 
@@ -294,7 +295,7 @@ def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
         on_features = phase == "frozen" and config.cache_features
         steps = _steps_per_epoch(config, data, None if on_features else fit_kwargs)
         compile_for_phase(model, phase, config, data.class_names, steps_per_epoch=steps)
-        callbacks = _phase_callbacks(run_dir, phase) + list(fit_kwargs["callbacks"])
+        callbacks = _phase_callbacks(run_dir, phase, config) + list(fit_kwargs["callbacks"])
         verbose = fit_kwargs["verbose"]
         weights = _class_weight(config, data)
         if on_features:
@@ -441,10 +442,11 @@ def _share_features(model, config, data, cache_dir, strategy):
             features.write_cache(path, *arrays, meta)
 
 
-def _phase_callbacks(run_dir, phase):
-    """CSV history, best checkpoint by val_accuracy, and backup for resuming.
+def _phase_callbacks(run_dir, phase, config):
+    """A divergence guard, CSV history, best checkpoint by val_accuracy, backup for resuming.
 
-    Keras' own callbacks, writing each file atomically (`keras_geo.checkpoints`).
+    Keras' own callbacks, writing each file atomically (`keras_geo.checkpoints`);
+    the guard first, so a diverging epoch writes none of them.
     """
     backup = runs.backup_dir(run_dir, phase)
     history = runs.history_path(run_dir, phase)
@@ -457,6 +459,7 @@ def _phase_callbacks(run_dir, phase):
     best.parent.mkdir(parents=True, exist_ok=True)
     best_so_far = _best_val_accuracy(runs.read_history(run_dir, phase))
     return [
+        StopOnDivergence(phase, _divergence_advice(config, phase)),
         checkpoints.AtomicCSVLogger(str(history), append=True),
         checkpoints.AtomicModelCheckpoint(
             str(best),
@@ -468,6 +471,14 @@ def _phase_callbacks(run_dir, phase):
         ),
         checkpoints.AtomicBackupAndRestore(str(backup)),
     ]
+
+
+def _divergence_advice(config, phase):
+    """What to lower when `phase` diverges, naming the flag that sets its rate."""
+    flag = "--learning-rate"
+    if phase == "finetune" and config.finetune_learning_rate is not None:
+        flag = "--finetune-learning-rate"
+    return f"lower {flag} (now {config.phase_learning_rate[phase]:g})"
 
 
 def _best_val_accuracy(history):

@@ -65,7 +65,7 @@ def run(args):
             "predictions": predictions,
             "errors": errors,
         }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(document, indent=2, allow_nan=False))  # Never a bare NaN.
     elif predictions:
         print(predict.format_table(predictions))
     return 1 if errors else 0
