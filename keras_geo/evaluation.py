@@ -20,12 +20,13 @@ and `RUN_DIR/plots/`: `confusion_matrix_<split>.png` (rows normalised),
 `per_country_accuracy_<split>.png`, `training_curves.png`.
 """
 
+import contextlib
 import pathlib
 
 import keras
 import numpy as np
 
-from keras_geo import datasets, divergence, paths, pipeline, plots, runs, side_files
+from keras_geo import datasets, divergence, locks, paths, pipeline, plots, runs, side_files
 from keras_geo import tta as tta_lib
 from keras_geo.config import PHASES
 from keras_geo.console import keras_verbose
@@ -54,6 +55,12 @@ def evaluate(
 
     tta_lib.check_views(tta)
     run_dir = pathlib.Path(run_dir)
+    writer = locks.exclusive(run_dir, "--run-dir") if write else contextlib.nullcontext()
+    with writer:  # Not while another process writes the run (re-entrant within `train`).
+        return _evaluate(run_dir, split, model, batch_size, verbose, tta, write)
+
+
+def _evaluate(run_dir, split, model, batch_size, verbose, tta, write):
     config = runs.stored_config(run_dir)
     if config is None:
         raise UserError(f"{run_dir} has no config.json: is it a keras-geo run directory?")

@@ -38,7 +38,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_geo import checkpoints, datasets, distribute, evaluation, features, pipeline, runs
+from keras_geo import (
+    checkpoints,
+    datasets,
+    distribute,
+    evaluation,
+    features,
+    locks,
+    pipeline,
+    runs,
+)
 from keras_geo import model as model_lib
 from keras_geo.config import PHASES
 from keras_geo.console import keras_verbose
@@ -90,39 +99,43 @@ def train(
     chief = distribute.is_chief() if multiworker else True
     shared_dir = pathlib.Path(run_dir)
     run_dir = distribute.work_dir(run_dir) if multiworker else shared_dir
-    runs.check_run_dir(config, run_dir, overwrite=overwrite)
-    keras.utils.set_random_seed(config.seed)
-    fix, failure = contextlib.nullcontext(), contextlib.nullcontext()
-    if multiworker:
-        fix, failure = distribute.keras_multiworker_fix(), distribute.peer_failure_as_user_error()
-    with fix, failure:
-        data = _load_data(config, shard=multiworker)
-        with strategy.scope():
-            # Built before the run directory exists: a weights file that does
-            # not fit the backbone leaves nothing behind.
-            model = build_model(config, data.class_names)
-            run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
-            runs.write_class_names(run_dir, data.class_names)
-            _restore_weights(model, run_dir)
-            for phase in PHASES:
-                if phase in runs.phases_done(run_dir):
-                    continue
-                fit_kwargs = dict(
-                    callbacks=callbacks,
-                    verbose=verbose,
-                    steps_per_epoch=steps_per_epoch,
-                    cache_dir=feature_cache_dir or run_dir / "features",
-                )
-                if multiworker and phase == "frozen" and config.cache_features:
-                    _share_features(model, config, data, fit_kwargs["cache_dir"], strategy)
-                _run_phase(model, phase, config, data, run_dir, fit_kwargs)
-            _keep_best_phase(model, run_dir)
-        if not chief:
-            distribute.remove_work_dir(shared_dir)
-            return model
-        runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
-        evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
-    return model
+    with locks.exclusive(run_dir, "--run-dir"):  # One writer at a time.
+        runs.check_run_dir(config, run_dir, overwrite=overwrite)
+        keras.utils.set_random_seed(config.seed)
+        fix, failure = contextlib.nullcontext(), contextlib.nullcontext()
+        if multiworker:
+            fix, failure = (
+                distribute.keras_multiworker_fix(),
+                distribute.peer_failure_as_user_error(),
+            )
+        with fix, failure:
+            data = _load_data(config, shard=multiworker)
+            with strategy.scope():
+                # Built before the run directory is written: a weights file that
+                # does not fit the backbone leaves nothing behind.
+                model = build_model(config, data.class_names)
+                run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
+                runs.write_class_names(run_dir, data.class_names)
+                _restore_weights(model, run_dir)
+                for phase in PHASES:
+                    if phase in runs.phases_done(run_dir):
+                        continue
+                    fit_kwargs = dict(
+                        callbacks=callbacks,
+                        verbose=verbose,
+                        steps_per_epoch=steps_per_epoch,
+                        cache_dir=feature_cache_dir or run_dir / "features",
+                    )
+                    if multiworker and phase == "frozen" and config.cache_features:
+                        _share_features(model, config, data, fit_kwargs["cache_dir"], strategy)
+                    _run_phase(model, phase, config, data, run_dir, fit_kwargs)
+                _keep_best_phase(model, run_dir)
+            if not chief:
+                distribute.remove_work_dir(shared_dir)
+                return model
+            runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
+            evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
+        return model
 
 
 def build_model(config, class_names):

@@ -20,6 +20,7 @@ Distributed search uses KerasTuner's chief/worker mode unchanged: set
 `keras-geo tune` command in every process, all sharing one `--run-dir`.
 """
 
+import contextlib
 import copy
 import json
 import math
@@ -35,6 +36,7 @@ import tensorflow as tf
 from keras_geo import (
     datasets,
     features,
+    locks,
     paths,
     runs,
     search_space,
@@ -455,42 +457,50 @@ def search(
             "no-top .h5, imagenet or none"
         )
     role = distributed_role()
-    paths.check_writable(run_dir, "--run-dir")
-    if role == "worker":
-        wait_for_chief()
-    tuning_dir = os.path.join(run_dir, "tuning")
-    overwrite = overwrite and role != "worker"  # Only the chief may delete.
-    settings = search_settings(
-        config, phase=phase, epochs=epochs, max_examples=max_examples, objective=objective
-    )
-    _check_search_config(tuning_dir, settings, overwrite, role)
-    if overwrite:
-        tuning_report.remove_reports(tuning_dir)
-    enable_memory_growth()
-    train, val, class_names = _load_data(config, max_examples)
-    cache_dir = os.path.join(tuning_dir, "features") if phase == "frozen" else None
-    hypermodel = GeoHyperModel(
-        config.replace(**{f"epochs_{phase}": epochs}),  # A schedule spans a trial's epochs.
-        class_names,
-        phase=phase,
-        feature_cache_dir=cache_dir,
-        train_examples=int(train.cardinality()),
-    )
-    tuner = make_tuner(
-        hypermodel,
-        tuning_dir,
-        max_trials=max_trials,
-        seed=config.seed,
-        overwrite=overwrite,
-        max_failures=max_failures,
-        strategy=config.strategy,
-        objective=objective,
-    )
-    class_weight = _class_weight(config, len(class_names), max_examples)
-    best = run_tuner(
-        tuner, train, validation_data=val, epochs=epochs, verbose=verbose, class_weight=class_weight
-    )
-    return None if role == "worker" else best
+    # A distributed search shares its run directory by design (chief and workers).
+    writer = locks.exclusive(run_dir, "--run-dir") if role is None else contextlib.nullcontext()
+    with writer:
+        paths.check_writable(run_dir, "--run-dir")
+        if role == "worker":
+            wait_for_chief()
+        tuning_dir = os.path.join(run_dir, "tuning")
+        overwrite = overwrite and role != "worker"  # Only the chief may delete.
+        settings = search_settings(
+            config, phase=phase, epochs=epochs, max_examples=max_examples, objective=objective
+        )
+        _check_search_config(tuning_dir, settings, overwrite, role)
+        if overwrite:
+            tuning_report.remove_reports(tuning_dir)
+        enable_memory_growth()
+        train, val, class_names = _load_data(config, max_examples)
+        cache_dir = os.path.join(tuning_dir, "features") if phase == "frozen" else None
+        hypermodel = GeoHyperModel(
+            config.replace(**{f"epochs_{phase}": epochs}),  # A schedule spans a trial's epochs.
+            class_names,
+            phase=phase,
+            feature_cache_dir=cache_dir,
+            train_examples=int(train.cardinality()),
+        )
+        tuner = make_tuner(
+            hypermodel,
+            tuning_dir,
+            max_trials=max_trials,
+            seed=config.seed,
+            overwrite=overwrite,
+            max_failures=max_failures,
+            strategy=config.strategy,
+            objective=objective,
+        )
+        class_weight = _class_weight(config, len(class_names), max_examples)
+        best = run_tuner(
+            tuner,
+            train,
+            validation_data=val,
+            epochs=epochs,
+            verbose=verbose,
+            class_weight=class_weight,
+        )
+        return None if role == "worker" else best
 
 
 def run_tuner(tuner, *fit_args, **fit_kwargs):
