@@ -82,8 +82,9 @@ def build_app(state):
     import fastapi
     import gradio as gr
 
-    from keras_geo.app import ui
+    from keras_geo.app import ui, uploads
 
+    uploads.private_cache()  # Before Gradio builds anything: its cache is read then.
     app = fastapi.FastAPI(title="keras-geo", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.keras_geo = state
 
@@ -129,8 +130,10 @@ async def _predict_upload(state, request):
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit + _MULTIPART_SLACK:
         return _error(413, too_large)
-    try:
-        form = await request.form(max_files=1, max_fields=8)
+    try:  # A body without Content-Length (chunked) is cut off as it streams in.
+        form = await _bounded(request, limit + _MULTIPART_SLACK).form(max_files=1, max_fields=8)
+    except _BodyTooLarge:
+        return _error(413, too_large)
     except Exception:  # noqa: BLE001 (any malformed body is the client's)
         return _error(400, f"malformed multipart body: send the file as field `{UPLOAD_FIELD}`")
     upload = form.get(UPLOAD_FIELD)
@@ -157,3 +160,32 @@ async def _predict_upload(state, request):
     except Exception as error:  # noqa: BLE001 (the model failed, not the upload)
         return _error(500, f"the model call failed: {one_line(error)}")
     return {**document, "model": state.model_name}
+
+
+class _BodyTooLarge(Exception):
+    """The request body passed its limit while streaming in."""
+
+
+def _bounded(request, limit):
+    """`request` whose body stream raises `_BodyTooLarge` past `limit` bytes.
+
+    Starlette spools a multipart body to a temporary file as it arrives and
+    only then hands it over: without a Content-Length the whole body (1000 MB
+    in a probe) was on disk before the size could be checked. Here reading
+    stops at the first chunk over the limit; the server then answers 413 and
+    closes the connection.
+    """
+    from starlette.requests import Request
+
+    received = 0
+
+    async def receive():
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLarge()
+        return message
+
+    return Request(request.scope, receive)

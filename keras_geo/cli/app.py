@@ -62,7 +62,10 @@ def _check_args(args):
 
 def _check_extra():
     import keras_geo.app  # noqa: F401 (turns Gradio analytics off before gradio is imported)
+    from keras_geo.app import uploads
     from keras_geo.errors import UserError
+
+    uploads.private_cache()  # Before gradio is imported: it reads the folder then too.
 
     try:
         import fastapi  # noqa: F401
