@@ -30,7 +30,9 @@ line, class order), `countries.csv` (`index,name,latitude,longitude`) and
 `keras_geo_export.json`.
 """
 
+import contextlib
 import csv
+import errno
 import json
 import os
 import pathlib
@@ -41,7 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_geo import __version__, animation, countries, pipeline
+from keras_geo import __version__, animation, checkpoints, countries, paths, pipeline
 from keras_geo.errors import UserError
 from keras_geo.tta import with_test_time_views
 from tfds_geoguessr.geoguessr import limits
@@ -256,6 +258,8 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
     check_out_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out_dir)
+    nbytes = checkpoints.weights_nbytes(model)
+    paths.check_space(out_dir, nbytes)  # The variables alone; the graph is small.
     tmp_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     _chmod_like_mkdir(tmp_dir)
     try:
@@ -265,12 +269,35 @@ def export_saved_model(model, class_names, out_dir, *, image_size, top_k=5, over
         endpoints = _endpoints(model, class_names, coordinates, image_size, k, tta)
         for name, fn in endpoints.items():
             archive.add_endpoint(name, fn)
-        archive.write_out(str(tmp_dir), verbose=False)
-        _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, image_size, k, tta)
+        with _disk_full_as_storage_error(out_dir, nbytes):
+            archive.write_out(str(tmp_dir), verbose=False)
+            _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, image_size, k, tta)
         _replace_dir(tmp_dir, out_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return out_dir
+
+
+@contextlib.contextmanager
+def _disk_full_as_storage_error(out_dir, nbytes):
+    """A disk that fills up while the SavedModel is written: `StorageError`, one line.
+
+    TensorFlow reports a full disk as `ResourceExhaustedError` with no message
+    (also its out-of-memory error): it is taken for a full disk when the
+    file system has less room left than the variables need.
+    """
+    try:
+        yield
+    except tf.errors.ResourceExhaustedError:
+        if shutil.disk_usage(out_dir.parent).free >= nbytes:
+            raise
+        raise paths.storage_error(
+            OSError(errno.ENOSPC, "No space left on device"), out_dir
+        ) from None
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise paths.storage_error(error, out_dir) from None
 
 
 def remove_leftovers(out_dir):
