@@ -72,13 +72,19 @@ def gif_first_block(data):
     return 13 + (3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0)
 
 
-def zip_of_zeros(path, members):
-    """A zip of zero-filled members: `members` is `{name: size}`; each compresses ~1000x."""
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+def add_zero_members(path, members, prefix=b""):
+    """Adds zero-filled members to the zip at `path` (created if missing); each compresses ~1000x.
+
+    Args:
+        members: `{name: size in bytes}`.
+        prefix: the first bytes of each member (e.g. a JPEG marker), then zeros.
+    """
+    with zipfile.ZipFile(path, "a", zipfile.ZIP_DEFLATED) as archive:
         for name, size in members.items():
             with archive.open(name, "w", force_zip64=True) as member:
-                block = b"\0" * 2**20
-                for start in range(0, size, len(block)):
+                member.write(prefix)
+                block = bytes(2**20)
+                for start in range(len(prefix), size, len(block)):
                     member.write(block[: min(len(block), size - start)])
     return path
 
@@ -126,10 +132,12 @@ class ServedApp:
 
     `peak_mb()` is the process's peak RSS (`VmHWM`); `reset_peak()` sets it
     back to the current RSS (`/proc/PID/clear_refs`, Linux, needs to own the
-    process), so the peak of one request can be read alone.
+    process), so the peak of one request can be read alone. `cap_above_mb`
+    caps its data segment (RLIMIT_DATA, see `cap_data`) at that much above
+    what it holds once started.
     """
 
-    def __init__(self, model, *, env=None, cap_bytes=None, extra=()):
+    def __init__(self, model, *, env=None, cap_above_mb=None, extra=()):
         import socket
 
         with socket.socket() as probe:
@@ -145,8 +153,11 @@ class ServedApp:
             text=True,
         )
         self._wait_until_up()
-        if cap_bytes:  # After start-up: the cap is on what requests add.
-            resource.prlimit(self.process.pid, resource.RLIMIT_DATA, (cap_bytes, cap_bytes))
+        self.cap_mb = None
+        if cap_above_mb:  # Set after start-up: the cap is on what requests add.
+            self.cap_mb = self.status("VmData") + cap_above_mb
+            cap = int(self.cap_mb * 2**20)
+            resource.prlimit(self.process.pid, resource.RLIMIT_DATA, (cap, cap))
 
     def _wait_until_up(self, timeout=180):
         import httpx
