@@ -9,6 +9,7 @@ import io
 import os
 import resource
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -262,3 +263,53 @@ def ask_page(url, path, *, timeout=300):
                         return True, output.get("data")
                     return False, output.get("error") or output
     return False, "no answer"
+
+
+def chunked_upload(url, path, total_mb, boundary="kerasgeo"):
+    """Streams a multipart body of zeros without Content-Length to `url` + `path`.
+
+    Stops sending as soon as the server answers (or closes the connection).
+
+    Returns:
+        `(status line of the answer, MB sent)`.
+    """
+    host, port = url.removeprefix("http://").split(":")
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
+        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
+    )
+    field = "image" if "api" in path else "files"
+    part = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+        'filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    ).encode()
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=120) as sock:
+        sock.sendall(head.encode())
+        chunk = bytes(2**16)
+        try:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+            while sent < total_mb * 2**20:
+                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent += len(chunk)
+                sock.setblocking(False)
+                try:
+                    if sock.recv(1, socket.MSG_PEEK):
+                        break  # The server answered before the body ended.
+                except BlockingIOError:
+                    pass
+                finally:
+                    sock.setblocking(True)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        sock.settimeout(60)
+        answer = b""
+        try:
+            while b"\r\n" not in answer:
+                data = sock.recv(4096)
+                if not data:
+                    break
+                answer += data
+        except ConnectionResetError:
+            pass
+    return answer.split(b"\r\n")[0].decode(), sent / 2**20

@@ -12,7 +12,6 @@ import json
 import os
 import pathlib
 import signal
-import socket
 import sys
 import zipfile
 
@@ -281,54 +280,10 @@ def test_the_page_decodes_one_frame_and_shows_one_line_errors(app, tmp_path):
         assert "/" not in error  # No server path.
 
 
-def _chunked_upload(url, path, total_mb, boundary="kerasgeo"):
-    """Streams a multipart body without Content-Length; returns (response head, MB sent)."""
-    host, port = url.removeprefix("http://").split(":")
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n"
-        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n"
-    )
-    field = "image" if "api" in path else "files"
-    part = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-        'filename="big.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
-    ).encode()
-    sent = 0
-    with socket.create_connection((host, int(port)), timeout=120) as sock:
-        sock.sendall(head.encode())
-        chunk = bytes(2**16)
-        try:
-            sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
-            while sent < total_mb * 2**20:
-                sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                sent += len(chunk)
-                sock.setblocking(False)
-                try:
-                    if sock.recv(1, socket.MSG_PEEK):
-                        break  # The server answered before the body ended.
-                except BlockingIOError:
-                    pass
-                finally:
-                    sock.setblocking(True)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        sock.settimeout(60)
-        answer = b""
-        try:
-            while b"\r\n" not in answer:
-                data = sock.recv(4096)
-                if not data:
-                    break
-                answer += data
-        except ConnectionResetError:
-            pass
-    return answer.split(b"\r\n")[0].decode(), sent / 2**20
-
-
 @pytest.mark.parametrize("route", ["/api/predict", "/gradio_api/upload"])
 def test_a_body_without_length_is_cut_off_while_streaming(app, route):
     """An 8 MB limit; a 400 MB chunked body gets its 413 long before its end."""
-    status, sent_mb = _chunked_upload(app.url, route, total_mb=400)
+    status, sent_mb = bombs.chunked_upload(app.url, route, total_mb=400)
     assert status.startswith("HTTP/1.1 413"), status
     assert sent_mb < 100, sent_mb
 
