@@ -5,9 +5,9 @@
 Every case runs the real command in its own process (`keras-geo predict`,
 `keras-geo app`, `keras-geo data build`), its data segment capped
 (RLIMIT_DATA) so that a regression cannot take the machine, and reads that
-process's own peak RSS (`ru_maxrss`; for the app, `VmHWM` reset before each
-request with `/proc/PID/clear_refs`, and the peak's growth over what the
-app held before the request).
+process's own peak RSS (`ru_maxrss`; for the app, a fresh `keras-geo app`
+per case answering that one request, its `VmHWM` read before it is stopped
+with SIGTERM).
 
 The limit of a case is the budget's worth: what the same command takes for
 a legitimate image at the pixel budget (a 2000x2000 photo-like PNG, 4 MP),
@@ -20,6 +20,7 @@ refused from their declared size, so only the zip's making takes time).
 """
 
 import argparse
+import functools
 import os
 import pathlib
 import platform
@@ -138,56 +139,59 @@ def predict_rows(work, inputs):
 
 
 def app_rows(work, inputs):
+    """One fresh app per case (a warm allocator would hide what a request costs)."""
     tmp = work / "app-tmp"
     tmp.mkdir(exist_ok=True)
-    env = _env(TMPDIR=str(tmp))
-    app = bombs.ServedApp(work / "run", env=env, cap_above_mb=2048, extra=["--max-upload-mb", "20"])
+    cases = [
+        ("reference: 2000x2000 PNG (4 MP, the budget)", inputs["reference"]),
+        ("GIF 2000x2000, 500 frames", inputs["gif500"]),
+        ("PNG 13000x13000", inputs["png13000"]),
+    ]
     rows = []
-    try:
-        for via, ask in (("API", _post), ("page", bombs.ask_page)):
-            cases = [
-                ("reference: 2000x2000 PNG (4 MP, the budget)", inputs["reference"]),
-                ("GIF 2000x2000, 500 frames", inputs["gif500"]),
-                ("PNG 13000x13000", inputs["png13000"]),
-            ]
-            reference = None
-            for name, path in cases:
-                app.reset_peak()
-                before = app.rss_mb()
-                answer = ask(app.url, path)
-                growth = app.peak_mb() - before
-                reference = reference or growth
-                rows.append(
-                    {
-                        "path": f"app {via} (peak growth)",
-                        "case": name,
-                        "input": _size(path),
-                        "outcome": _answer(answer),
-                        "peak": growth,
-                        "limit": reference * MARGIN,
-                        "cap": "start + 2 GB",
-                    }
-                )
-        api_limit = next(row["limit"] for row in rows if row["path"].startswith("app API"))
-        app.reset_peak()
-        before = app.rss_mb()
-        status, sent = bombs.chunked_upload(app.url, "/api/predict", total_mb=1000)
-        rows.append(
-            {
-                "path": "app API (peak growth)",
-                "case": "chunked body of 1000 MB, no Content-Length (limit 20 MB)",
-                "input": f"{sent:.0f} MB sent",
-                "outcome": status,
-                "peak": app.peak_mb() - before,
-                "limit": api_limit,
-                "cap": "start + 2 GB",
-            }
-        )
-    finally:
-        code, _, _ = app.stop(signal.SIGTERM)
-    left = sorted(p.name for p in tmp.iterdir())
-    print(f"app stopped by SIGTERM: exit {code}; left in its TMPDIR: {left or 'nothing'}")
+    for via, ask in (("API", _post), ("page", bombs.ask_page)):
+        reference = None
+        for name, path in cases:
+            peak, answer, _ = _one_request(work, tmp, functools.partial(_ask, ask, path))
+            reference = reference or peak
+            rows.append(_app_row(f"app {via}", name, _size(path), _answer(answer), peak, reference))
+    api_reference = rows[0]["limit"] / MARGIN
+    peak, (status, sent), left = _one_request(
+        work, tmp, lambda url: bombs.chunked_upload(url, "/api/predict", total_mb=1000)
+    )
+    name = "chunked body of 1000 MB, no Content-Length (limit 20 MB)"
+    rows.append(_app_row("app API", name, f"{sent:.0f} MB sent", status, peak, api_reference))
+    print(f"app stopped by SIGTERM; left in its TMPDIR: {left or 'nothing'}")
     return rows
+
+
+def _ask(ask, path, url):
+    return ask(url, path)
+
+
+def _one_request(work, tmp, request):
+    """Starts the app, makes one request, stops it with SIGTERM; returns its peak RSS."""
+    app = bombs.ServedApp(
+        work / "run", env=_env(TMPDIR=str(tmp)), cap_above_mb=2048, extra=["--max-upload-mb", "20"]
+    )
+    try:
+        answer = request(app.url)
+        peak = app.peak_mb()
+    finally:
+        code, _, err = app.stop(signal.SIGTERM)
+    assert code == 0, err[-1000:]
+    return peak, answer, sorted(p.name for p in tmp.iterdir())
+
+
+def _app_row(path, case, size, outcome, peak, reference):
+    return {
+        "path": f"{path} (process peak)",
+        "case": case,
+        "input": size,
+        "outcome": outcome,
+        "peak": peak,
+        "limit": reference * MARGIN,
+        "cap": "start + 2 GB",
+    }
 
 
 def _post(url, path):
