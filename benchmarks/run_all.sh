@@ -26,3 +26,5 @@ python "$(dirname "$0")/distributed.py" --work-dir "$WORK_DIR/distributed" --rep
     --out "$WORK_DIR/distributed.md"
 # The first fine-tuning step, stock Keras compile vs compile_model (BENCHMARKS.md, "tracing").
 python "$(dirname "$0")/first_step.py" --repeats 2 --json "$WORK_DIR/first_step.json"
+# Peak memory of every memory case of the reliability probe (BENCHMARKS.md, "Memory budget").
+python "$(dirname "$0")/memory.py" --work-dir "$WORK_DIR/memory" --out "$WORK_DIR/memory.md"
