@@ -303,6 +303,13 @@ def test_sigterm_stops_the_app_like_ctrl_c_and_removes_every_upload(models, tmp_
         assert len(uploads) == 1 and (tmp / uploads[0]).stat().st_mode & 0o077 == 0  # Private.
         assert any(p.name == scene.name for p in (tmp / uploads[0]).rglob("*"))  # Held there.
         assert not (tmp / "gradio").exists()  # Nothing in the shared Gradio folder.
+        import re
+
+        import httpx
+
+        config = httpx.get(served.url + "/config", trust_env=False).text
+        server_paths = set(re.findall(r'"(/[^"]+)"', config)) - {"/gradio_api"}
+        assert server_paths and all(p.startswith(str(tmp / uploads[0])) for p in server_paths)
     finally:
         code, out, err = served.stop(signal.SIGTERM)
     assert code == 0, err[-1000:]

@@ -1,4 +1,4 @@
-"""Start the app: check the port, load the model, serve with uvicorn until Ctrl-C."""
+"""Start the app: check the port, load the model, serve with uvicorn until Ctrl-C or SIGTERM."""
 
 import signal
 import socket

@@ -13,7 +13,8 @@ def add_parser(subparsers):
             "countries, a world map and a Grad-CAM heatmap) and a JSON API "
             "(GET /api/health, POST /api/predict with multipart field `image`). "
             "--model is a SavedModel written by `keras-geo export`, a run directory "
-            "or a .keras file (Grad-CAM needs one of the last two). Ctrl-C stops it."
+            "or a .keras file (Grad-CAM needs one of the last two). Ctrl-C or SIGTERM "
+            "stops it and deletes every upload."
         ),
     )
     parser.add_argument(
