@@ -20,6 +20,7 @@ import os
 from keras_geo.errors import UserError
 from tfds_geoguessr.geoguessr import limits
 
+COUNTRIES_CSV_ENV = "KERAS_GEO_COUNTRIES_CSV"  # `keras_geo.countries.ENV_VAR`.
 CHIEF_TIMEOUT_ENV = "KERAS_GEO_CHIEF_TIMEOUT"
 CHIEF_TIMEOUT_S = 120.0
 MAX_CHIEF_TIMEOUT_S = 86400.0  # A day: longer is no timeout at all.
@@ -29,9 +30,10 @@ def check_environment():
     """Raises `UserError` naming the first variable of the table that is set wrongly."""
     max_pixels()
     chief_timeout()
-    from keras_geo import countries  # Reads and checks the CSV, if one is set.
+    if os.environ.get(COUNTRIES_CSV_ENV):
+        from keras_geo import countries  # Reads and checks the CSV (and caches it).
 
-    countries.load_table()
+        countries.load_table()
 
 
 def max_pixels():
