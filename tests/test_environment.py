@@ -11,7 +11,7 @@ import pathlib
 import pytest
 from app_helpers import CLASS_NAMES, IMAGE_SIZE, tiny_model
 
-from keras_geo import pipeline, runs
+from keras_geo import countries, pipeline, runs, settings
 from keras_geo.cli.main import main
 from keras_geo.config import TrainConfig
 
@@ -70,6 +70,7 @@ def test_every_command_refuses_a_bad_pixel_limit_at_start(
 def test_a_bad_countries_csv_is_refused_by_every_command(
     command, value, words, tmp_path, monkeypatch, capsys
 ):
+    assert settings.COUNTRIES_CSV_ENV == countries.ENV_VAR == "KERAS_GEO_COUNTRIES_CSV"
     monkeypatch.setenv("KERAS_GEO_COUNTRIES_CSV", value)
     assert main(_argv(command, tmp_path)) == 2
     assert words in _one_line(capsys)
