@@ -87,7 +87,8 @@ def make_inputs(work):
 
 
 def _env(**extra):
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_GEO_MAX_PIXELS": BUDGET, **extra}
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}  # TMPDIR decides.
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_GEO_MAX_PIXELS": BUDGET, **extra}
 
 
 def _size(path):

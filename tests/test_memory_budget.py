@@ -212,13 +212,23 @@ def test_the_builds_window_holds_one_files_budget_of_bytes():
     assert list(results) == [60] * 39
 
 
+def _app_env(tmp):
+    """The environment of an app whose temporary files all go to `tmp`.
+
+    Without `GRADIO_TEMP_DIR`: an app test earlier in this process pointed it
+    at this process's own private folder, where the child's would then go.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "GRADIO_TEMP_DIR"}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", "TMPDIR": str(tmp)}
+
+
 @pytest.fixture(scope="module")
 def app(models, tmp_path_factory):
     """`keras-geo app` on the run directory, capped at 1 GB above what it holds once started."""
     tmp = tmp_path_factory.mktemp("app-tmp")
     served = bombs.ServedApp(
         models[0],
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp)),
+        env=_app_env(tmp),
         cap_above_mb=1024,
         extra=["--max-upload-mb", "8"],
     )
@@ -291,9 +301,7 @@ def test_a_body_without_length_is_cut_off_while_streaming(app, route):
 def test_sigterm_stops_the_app_like_ctrl_c_and_removes_every_upload(models, tmp_path):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    served = bombs.ServedApp(
-        models[0], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp))
-    )
+    served = bombs.ServedApp(models[0], env=_app_env(tmp))
     try:
         scene = scene_files(tmp_path, count=1)[0]
         ok, _ = bombs.ask_page(served.url, scene)
