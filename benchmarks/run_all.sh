@@ -28,3 +28,5 @@ python "$(dirname "$0")/distributed.py" --work-dir "$WORK_DIR/distributed" --rep
 python "$(dirname "$0")/first_step.py" --repeats 2 --json "$WORK_DIR/first_step.json"
 # Exports side by side: SavedModel against LiteRT float32/float16/int8 (BENCHMARKS.md, "LiteRT").
 python "$(dirname "$0")/litert.py" --image-size 224 --calls 20 --repeats 3 --json "$WORK_DIR/litert.json"
+# Peak memory of every memory case of the reliability probe (BENCHMARKS.md, "Memory budget").
+python "$(dirname "$0")/memory.py" --work-dir "$WORK_DIR/memory" --out "$WORK_DIR/memory.md"

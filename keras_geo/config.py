@@ -8,6 +8,7 @@ Unknown or mistyped field names raise instead of being ignored.
 
 import dataclasses
 import json
+import math
 import typing
 from typing import Literal
 
@@ -15,6 +16,10 @@ from keras_geo import backbones, paths
 from keras_geo.errors import UserError
 
 MIN_IMAGE_SIZE = 32  # The smallest input the keras.applications backbones accept.
+# The largest: 4.6x the paper's 224 px, whose activations take 21x the memory;
+# beyond is a typo that would only end in the out-of-memory killer.
+MAX_IMAGE_SIZE = 1024
+MAX_SEED = 2**32 - 1  # NumPy's seeds are 32-bit.
 LR_SCHEDULES = ("constant", "cosine")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 
@@ -84,20 +89,28 @@ class TrainConfig:
             self.dataset.startswith("geoguessr/") and self.dataset.count("/") == 1,
             "geoguessr/<config> (top20, all or synthetic)",
         )
-        self._check("image_size", self.image_size >= MIN_IMAGE_SIZE, f">= {MIN_IMAGE_SIZE}")
+        self._check(
+            "image_size",
+            MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE,
+            f"from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}",
+        )
         self._check("epochs_frozen", self.epochs_frozen >= 0, ">= 0")
         self._check("epochs_finetune", self.epochs_finetune >= 0, ">= 0")
         self._check("batch_size", self.batch_size >= 1, ">= 1")
-        self._check("learning_rate", self.learning_rate > 0, "> 0")
-        self._check("weight_decay", self.weight_decay >= 0, ">= 0")
-        self._check("alpha", self.alpha >= 0, ">= 0")
-        self._check("tau_km", self.tau_km is None or self.tau_km > 0, "> 0 or None")
+        self._check("learning_rate", _finite(self.learning_rate) and self.learning_rate > 0, "> 0")
+        self._check("weight_decay", _finite(self.weight_decay) and self.weight_decay >= 0, ">= 0")
+        self._check("alpha", _finite(self.alpha) and self.alpha >= 0, ">= 0")
+        self._check(
+            "tau_km",
+            self.tau_km is None or (_finite(self.tau_km) and self.tau_km > 0),
+            "> 0 or None",
+        )
         for name in ("loss", "strategy", "backbone", "lr_schedule", "class_weight"):
             allowed = choices(name)
             self._check(
                 name, getattr(self, name) in allowed, "one of " + ", ".join(map(repr, allowed))
             )
-        self._check("seed", self.seed >= 0, ">= 0")
+        self._check("seed", 0 <= self.seed <= MAX_SEED, f"from 0 to {MAX_SEED}")
         object.__setattr__(self, "finetune_stages", str(self.finetune_stages))
         stages = backbones.BACKBONES.get(self.backbone).num_stages
         self._check(
@@ -108,11 +121,12 @@ class TrainConfig:
         )
         self._check(
             "finetune_learning_rate",
-            self.finetune_learning_rate is None or self.finetune_learning_rate > 0,
+            self.finetune_learning_rate is None
+            or (_finite(self.finetune_learning_rate) and self.finetune_learning_rate > 0),
             "> 0 or None",
         )
         self._check("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
-        self._check("crop_min_area", 0 < self.crop_min_area <= 1, "in (0, 1]")
+        self._check("crop_min_area", 0 < self.crop_min_area <= 1, "in (0, 1]")  # Not nan.
         self._check(
             "data_service",
             self.data_service is None or self.data_service.count(":") >= 1,
@@ -127,6 +141,8 @@ class TrainConfig:
     def _check(self, name, ok, rule):
         if not ok:
             value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                rule += " and finite"
             raise UserError(f"`{name}` must be {rule}. Received: {name}={value!r}")
 
     def replace(self, **overrides):
@@ -155,6 +171,11 @@ class TrainConfig:
             "frozen": self.learning_rate,
             "finetune": self.finetune_learning_rate or self.learning_rate,
         }
+
+
+def _finite(value):
+    """True for a finite number (`inf` would train on NaN from the first step)."""
+    return math.isfinite(value)
 
 
 def choices(name):

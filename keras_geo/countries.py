@@ -32,15 +32,18 @@ import csv
 import dataclasses
 import difflib
 import functools
+import io
 import os
 
 import numpy as np
 from countryinfo import CountryInfo
 
 from keras_geo.errors import UserError
+from tfds_geoguessr.geoguessr import limits
 
 ENV_VAR = "KERAS_GEO_COUNTRIES_CSV"
 EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius.
+MAX_CSV_BYTES = 10 * 2**20  # A countries CSV is a few KB; refuse a device or a huge file.
 
 # The 124 folder names of the Kaggle dataset, as spelled there, sorted.
 KAGGLE_COUNTRIES = (
@@ -162,12 +165,17 @@ def load_overrides(path):
     the contiguous states.
     """
     try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header, rows = reader.fieldnames or (), list(reader)
+        text = limits.read_file(path, MAX_CSV_BYTES).decode("utf-8-sig")
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header, rows = reader.fieldnames or (), list(reader)
     except OSError as e:
         raise UserError(
             f"Cannot read countries CSV {path}: {e.strerror}. Check ${ENV_VAR}."
+        ) from None
+    except (ValueError, csv.Error) as e:  # Too large, not a file, not UTF-8, not CSV.
+        reason = str(e).replace("too large: the file holds", "it holds")
+        raise UserError(
+            f"Countries CSV {path} is not a countries CSV ({reason}). Check ${ENV_VAR}."
         ) from None
     missing = {"name", "latitude", "longitude"} - set(header)
     if missing:

@@ -16,7 +16,7 @@ import uuid
 import numpy as np
 import tensorflow_datasets as tfds
 
-from keras_geo import paths
+from keras_geo import locks, paths
 from keras_geo.errors import StorageError, UserError
 from tfds_geoguessr.geoguessr import layout, limits, parallel
 from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder, BuildError, read_labels
@@ -131,11 +131,18 @@ def build(
 
     Raises:
         UserError: bad manual dir, data that fails the config's checks, a data
-            dir that is not writable, or a dataset already built from another
-            `manual_dir` (without `overwrite`).
+            dir that is not writable, a dataset already built from another
+            `manual_dir` (without `overwrite`), or another process building
+            in `data_dir` (`keras_geo.locks`).
     """
     if num_workers is not None and num_workers < 1:
         raise UserError(f"--num-workers must be >= 1. Received: {num_workers}")
+    root = pathlib.Path(builder(config_name, data_dir).data_dir_root)
+    with locks.exclusive(root, "--data-dir"):  # One build at a time per data dir.
+        return _build(config_name, manual_dir, data_dir, overwrite, num_workers)
+
+
+def _build(config_name, manual_dir, data_dir, overwrite, num_workers):
     ds_builder = builder(config_name, data_dir)
     config = ds_builder.builder_config
     root = pathlib.Path(ds_builder.data_dir_root)

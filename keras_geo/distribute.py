@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_geo import pipeline
 from keras_geo.errors import UserError
 
 # A collective waiting longer than this for a dead worker fails the step.
@@ -157,7 +158,19 @@ def serve_dispatcher(port, *, work_dir=None):
 
 
 def serve_worker(dispatcher, port):
-    """Runs a tf.data service worker of `dispatcher` ("host:port") until killed."""
+    """Runs a tf.data service worker of `dispatcher` ("host:port") until killed.
+
+    Raises:
+        UserError: no dispatcher answers at `dispatcher` within
+            `pipeline.DISPATCHER_WAIT_S` seconds (TensorFlow's worker would
+            retry silently for ever).
+    """
+    print(
+        f"tf.data service worker: waiting for the dispatcher at {dispatcher} "
+        f"(up to {pipeline.DISPATCHER_WAIT_S} s)",
+        flush=True,
+    )
+    pipeline.wait_for_dispatcher(dispatcher)
     dispatcher = dispatcher.split("://", 1)[-1]
     config = tf.data.experimental.service.WorkerConfig(dispatcher_address=dispatcher, port=port)
     server = tf.data.experimental.service.WorkerServer(config)

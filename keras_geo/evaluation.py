@@ -20,12 +20,13 @@ and `RUN_DIR/plots/`: `confusion_matrix_<split>.png` (rows normalised),
 `per_country_accuracy_<split>.png`, `training_curves.png`.
 """
 
+import contextlib
 import pathlib
 
 import keras
 import numpy as np
 
-from keras_geo import datasets, paths, pipeline, plots, runs
+from keras_geo import datasets, divergence, locks, paths, pipeline, plots, runs, side_files
 from keras_geo import tta as tta_lib
 from keras_geo.config import PHASES
 from keras_geo.console import keras_verbose
@@ -54,12 +55,26 @@ def evaluate(
 
     tta_lib.check_views(tta)
     run_dir = pathlib.Path(run_dir)
+    writer = locks.exclusive(run_dir, "--run-dir") if write else contextlib.nullcontext()
+    with writer:  # Not while another process writes the run (re-entrant within `train`).
+        return _evaluate(run_dir, split, model, batch_size, verbose, tta, write)
+
+
+def _evaluate(run_dir, split, model, batch_size, verbose, tta, write):
     config = runs.stored_config(run_dir)
     if config is None:
         raise UserError(f"{run_dir} has no config.json: is it a keras-geo run directory?")
-    class_names = runs.read_class_names(run_dir)
-    if model is None:
-        model, _, _ = runs.load_model(run_dir)
+    if model is None:  # Its side files checked against it and each other.
+        model, class_names, config = runs.load_model(run_dir)
+    else:
+        class_names = runs.read_class_names(run_dir)
+        side_files.check_against_model(
+            model,
+            class_names,
+            config,
+            names_from=run_dir / runs.CLASS_NAMES_FILE,
+            config_from=run_dir / runs.CONFIG_FILE,
+        )
     model = tta_lib.with_test_time_views(model, tta)
     split_ds = datasets.load_split(config.dataset, split, data_dir=config.data_dir)
     labels, probabilities = predict_split(
@@ -69,6 +84,7 @@ def evaluate(
         batch_size=batch_size or config.batch_size,
         verbose=verbose,
     )
+    divergence.check_probabilities(probabilities)
     metrics = compute_metrics(labels, probabilities, class_names)
     phase = runs.read_model_record(run_dir).get("phase")
     metrics = {

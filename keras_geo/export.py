@@ -30,7 +30,9 @@ line, class order), `countries.csv` (`index,name,latitude,longitude`) and
 `keras_geo_export.json`.
 """
 
+import contextlib
 import csv
+import errno
 import json
 import os
 import pathlib
@@ -41,7 +43,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_geo import __version__, countries, pipeline
+from keras_geo import __version__, animation, checkpoints, countries, paths, pipeline
 from keras_geo.errors import UserError
 from keras_geo.tta import with_test_time_views
 from tfds_geoguessr.geoguessr import limits
@@ -54,9 +56,12 @@ SIGNATURES = ("serving_default", "serve_pixels", "metadata")
 def decode_image(image_bytes, *, image_size, max_pixels=None):
     """Decodes one encoded image and resizes it exactly as evaluation does.
 
-    The size an image declares in its header is checked before decoding: an
-    image above `max_pixels` fails with `InvalidArgumentError` ("image too
-    large: ...") instead of taking gigabytes of memory.
+    The input is held to the budget of `tfds_geoguessr.geoguessr.limits`
+    before decoding: more bytes than `limits.max_file_bytes`, or more pixels
+    than `max_pixels` declared in the header (for a GIF: its screen or its
+    first frame, whichever is larger), fail with `InvalidArgumentError`
+    ("image too large: ...") instead of taking gigabytes of memory. Only the
+    first frame of an animated GIF is decoded (`keras_geo.animation`).
 
     Args:
         image_bytes: scalar `tf.string`, an encoded JPEG, PNG, GIF (first
@@ -69,13 +74,22 @@ def decode_image(image_bytes, *, image_size, max_pixels=None):
         float32 `[image_size, image_size, 3]` RGB pixels in 0-255.
     """
     limit = limits.max_pixels() if max_pixels is None else max_pixels
-    check = tf.debugging.assert_less_equal(
-        declared_pixels(image_bytes),
+    max_bytes = limits.max_file_bytes(limit)
+    check_bytes = tf.debugging.assert_less_equal(
+        tf.cast(tf.strings.length(image_bytes), tf.int64),
+        tf.constant(max_bytes, tf.int64),
+        message=f"image too large: the file holds more than {max_bytes / 1e6:.1f} MB, the "
+        f"limit (4 bytes per pixel of {limits.MAX_PIXELS_ENV})",
+    )
+    with tf.control_dependencies([check_bytes]):
+        image_bytes, frame_pixels = animation.first_gif_frame(image_bytes)
+    check_pixels = tf.debugging.assert_less_equal(
+        tf.maximum(declared_pixels(image_bytes), frame_pixels),
         tf.constant(limit, tf.int64),
         message=f"image too large: above the limit of {limit / 1e6:.1f} MP "
         f"({limits.MAX_PIXELS_ENV})",
     )
-    with tf.control_dependencies([check]):
+    with tf.control_dependencies([check_pixels]):
         image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
     return _resize(image, image_size)
 
@@ -252,6 +266,8 @@ def export_saved_model(
     check_out_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out_dir)
+    nbytes = checkpoints.weights_nbytes(model)
+    paths.check_space(out_dir, nbytes)  # The variables alone; the graph is small.
     tmp_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     _chmod_like_mkdir(tmp_dir)
     try:
@@ -261,13 +277,36 @@ def export_saved_model(
         endpoints = _endpoints(model, class_names, coordinates, image_size, k, tta)
         for name, fn in endpoints.items():
             archive.add_endpoint(name, fn)
-        archive.write_out(str(tmp_dir), verbose=False)
-        info = {"image_size": image_size, "top_k": k, "tta": tta, "model": model_record}
-        _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, info)
+        with _disk_full_as_storage_error(out_dir, nbytes):
+            archive.write_out(str(tmp_dir), verbose=False)
+            info = {"image_size": image_size, "top_k": k, "tta": tta, "model": model_record}
+            _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, info)
         _replace_dir(tmp_dir, out_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return out_dir
+
+
+@contextlib.contextmanager
+def _disk_full_as_storage_error(out_dir, nbytes):
+    """A disk that fills up while the SavedModel is written: `StorageError`, one line.
+
+    TensorFlow reports a full disk as `ResourceExhaustedError` with no message
+    (also its out-of-memory error): it is taken for a full disk when the
+    file system has less room left than the variables need.
+    """
+    try:
+        yield
+    except tf.errors.ResourceExhaustedError:
+        if shutil.disk_usage(out_dir.parent).free >= nbytes:
+            raise
+        raise paths.storage_error(
+            OSError(errno.ENOSPC, "No space left on device"), out_dir
+        ) from None
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        raise paths.storage_error(error, out_dir) from None
 
 
 def remove_leftovers(out_dir):

@@ -118,8 +118,13 @@ def write_text(path, text):
 
 
 def write_json(path, value, *, sort_keys=True):
-    """Writes `value` as indented JSON (and a final newline) to `path` atomically."""
-    write_text(path, json.dumps(value, indent=2, sort_keys=sort_keys) + "\n")
+    """Writes `value` as indented JSON (and a final newline) to `path` atomically.
+
+    Raises:
+        ValueError: `value` holds NaN or an infinity, which JSON has no
+            spelling for (Python would write a bare `NaN`); nothing is written.
+    """
+    write_text(path, json.dumps(value, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n")
 
 
 def remove_leftovers(directory, pattern):

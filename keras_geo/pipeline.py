@@ -22,6 +22,7 @@ Both return float32 pixels in 0-255; the model normalises internally.
 
 import math
 import socket
+import time
 
 import tensorflow as tf
 
@@ -32,6 +33,7 @@ CROP_SCALE = (0.08, 1.0)
 CROP_RATIO = (3.0 / 4.0, 4.0 / 3.0)
 MAX_ROTATION_DEGREES = 5.0
 DEFAULT_SHUFFLE_BUFFER = 2048
+DISPATCHER_WAIT_S = 60  # How long a tf.data service worker waits for its dispatcher.
 UNBATCHED_CHUNK = 32  # train_dataset(batch_size=None) augments in chunks
 
 
@@ -322,11 +324,11 @@ def through_service(ds, service, *, job_name=None):
     ).prefetch(tf.data.AUTOTUNE)
 
 
-def check_dispatcher(service, timeout_s=5.0):
+def check_dispatcher(service, timeout_s=5.0, *, flag="--data-service"):
     """Raises UserError unless a dispatcher listens at `service` (`grpc://HOST:PORT`).
 
-    The tf.data service client waits for its dispatcher for ever: a wrong
-    address would hang the run with no message.
+    The tf.data service client (and a worker) waits for its dispatcher for
+    ever: a wrong address would hang the run with no message.
     """
     address = service.split("://", 1)[-1]
     host, _, port = address.rpartition(":")
@@ -334,9 +336,26 @@ def check_dispatcher(service, timeout_s=5.0):
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except (OSError, ValueError) as error:
         raise UserError(
-            f"--data-service {service}: no dispatcher answers there ({error}); start one with "
+            f"{flag} {service}: no dispatcher answers there ({error}); start one with "
             "`keras-geo data-service dispatcher --port PORT` or fix the address"
         ) from None
+
+
+def wait_for_dispatcher(service, timeout_s=None, *, flag="--dispatcher"):
+    """Returns once a dispatcher listens at `service`; UserError after `timeout_s` seconds.
+
+    For a worker started with (or before) its dispatcher: it may take a few
+    seconds to listen, but not a minute. `timeout_s` None: `DISPATCHER_WAIT_S`.
+    """
+    timeout_s = DISPATCHER_WAIT_S if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return check_dispatcher(service, timeout_s=1.0, flag=flag)
+        except UserError as error:
+            if time.monotonic() >= deadline:
+                raise UserError(f"{error} (waited {timeout_s:g} s)") from None
+        time.sleep(0.5)
 
 
 def eval_dataset(ds, *, image_size, batch_size):

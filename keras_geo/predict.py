@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from keras_geo import bundled, countries, model_info, runs
+from keras_geo import bundled, countries, divergence, model_info, runs
 from keras_geo.errors import UserError, one_line
 from keras_geo.export import decode_image, read_export_record, read_metadata
 from keras_geo.tta import check_views, with_test_time_views
@@ -94,6 +94,11 @@ class KerasPredictor:
         self._classify = tf.function(
             lambda pixels: model(pixels, training=False), input_signature=[spec]
         )
+        # Traced too: a GIF's first-frame cut is a loop, slow step by step in eager mode.
+        self._decode = tf.function(
+            lambda image_bytes: decode_image(image_bytes, image_size=image_size),
+            input_signature=[tf.TensorSpec([], tf.string)],
+        )
 
     def probabilities(self, image_bytes):
         """Returns the `[C]` float32 probabilities of one encoded image."""
@@ -106,7 +111,7 @@ class KerasPredictor:
 
     def pixels(self, image_bytes):
         """Returns the `[S, S, 3]` float32 model input of one encoded image."""
-        return decode_image(tf.constant(image_bytes), image_size=self.image_size)
+        return self._decode(tf.constant(image_bytes))
 
 
 class LiteRTPredictor:
@@ -261,13 +266,15 @@ def probabilities_of(predictor, image_bytes):
     """
     check_image_bytes(image_bytes)
     try:
-        return predictor.probabilities(image_bytes)
+        probabilities = predictor.probabilities(image_bytes)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
         text = str(error.message)
-        if "image too large" in text:  # The SavedModel's own pixel limit.
+        if "image too large" in text:  # The graph's own budget (a SavedModel's: its export's).
             reason = text[text.index("image too large") :].split("]")[0]
             raise ValueError(one_line(reason)) from None
         raise ValueError(CORRUPT) from None
+    divergence.check_probabilities(probabilities)
+    return probabilities
 
 
 CORRUPT = "corrupt or truncated image: the decoder failed"
@@ -294,9 +301,9 @@ def describe(predictor, probabilities, *, file, top_k=5):
 
 
 def _read_file(path):
-    """Returns the bytes of a file; ValueError (one line) otherwise."""
+    """Returns the bytes of a file, read within the byte budget; ValueError (one line) otherwise."""
     try:
-        return pathlib.Path(path).read_bytes()
+        return limits.read_file(path, limits.max_file_bytes(max_pixels()))
     except FileNotFoundError:
         raise ValueError("no such file") from None
     except IsADirectoryError:
@@ -306,11 +313,12 @@ def _read_file(path):
 
 
 def check_image_bytes(image_bytes):
-    """Refuses empty bytes, non-images and images over the pixel limit, before decoding.
+    """Refuses empty bytes, non-images and images over the budget, before decoding.
 
     The format is told by its signature and the size by its header (read by
-    PIL, nothing decoded), so an image above the pixel limit
-    (`tfds_geoguessr.geoguessr.limits`) is refused before it takes memory.
+    PIL, nothing decoded), so an image above the budget of
+    `tfds_geoguessr.geoguessr.limits` (bytes, then pixels) is refused before
+    it takes memory. Only the first frame of a GIF is ever decoded.
 
     Raises:
         ValueError: one line saying what is wrong.
@@ -320,11 +328,14 @@ def check_image_bytes(image_bytes):
     if not image_bytes.startswith(IMAGE_SIGNATURES) and image_bytes[8:12] != b"WEBP":
         raise ValueError("not an image (JPEG, PNG, GIF, BMP or WebP expected)")
     limit = max_pixels()
+    if len(image_bytes) > limits.max_file_bytes(limit):
+        raise limits.too_many_bytes(len(image_bytes), limits.max_file_bytes(limit))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(image_bytes)) as image:
-                width, height = image.size
+                width, height = image.size  # A GIF's: its screen and first frame's.
+                animated_webp = image.format == "WEBP" and getattr(image, "is_animated", False)
     except Image.DecompressionBombError:  # Pillow's own limit, higher than ours.
         raise ValueError(
             f"too large: above the limit of {limit / 1e6:.1f} MP ({limits.MAX_PIXELS_ENV})"
@@ -334,6 +345,8 @@ def check_image_bytes(image_bytes):
     reason = limits.too_large(width, height, limit)
     if reason:
         raise ValueError(reason)
+    if animated_webp:  # TensorFlow decodes animated WebP as RGBA only.
+        raise ValueError("animated WebP is not supported: save its first frame as PNG or JPEG")
 
 
 def max_pixels():

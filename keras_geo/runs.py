@@ -29,8 +29,7 @@ import zipfile
 
 import keras
 
-from keras_geo import checkpoints, paths
-from keras_geo.config import TrainConfig
+from keras_geo import checkpoints, paths, side_files
 from keras_geo.errors import UserError, one_line
 
 CONFIG_FILE = "config.json"
@@ -80,14 +79,15 @@ def plots_dir(run_dir):
 
 
 def stored_config(run_dir):
-    """Returns the run directory's `TrainConfig`, or None if it has none."""
+    """Returns the run directory's `TrainConfig`, or None if it has none.
+
+    Raises:
+        UserError: `config.json` is not a JSON object of valid config fields.
+    """
     path = pathlib.Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         return None
-    try:
-        return TrainConfig.from_json(path)
-    except (ValueError, TypeError) as error:
-        raise UserError(f"{path} is not a valid run config ({error}).") from None
+    return side_files.train_config(_read_json(path), path)
 
 
 def prepare_run_dir(config, run_dir, *, overwrite=False):
@@ -172,16 +172,17 @@ def write_class_names(run_dir, class_names):
 
 
 def read_class_names(run_dir):
+    """The run's class names (a checked list of distinct strings)."""
     path = pathlib.Path(run_dir) / CLASS_NAMES_FILE
     if not path.is_file():
         raise UserError(f"{path} is missing: is {run_dir} a keras-geo run directory?")
-    return _read_json(path)
+    return side_files.class_names(_read_json(path), path)
 
 
 def phases_done(run_dir):
     """Returns `{phase: record}` for the phases a run has finished."""
     path = pathlib.Path(run_dir) / PHASES_DONE_FILE
-    return _read_json(path) if path.is_file() else {}
+    return _read_object(path) if path.is_file() else {}
 
 
 def mark_phase_done(run_dir, phase, record):
@@ -197,7 +198,7 @@ def write_model_record(run_dir, record):
 
 def read_model_record(run_dir):
     path = pathlib.Path(run_dir) / MODEL_RECORD_FILE
-    return _read_json(path) if path.is_file() else {}
+    return _read_object(path) if path.is_file() else {}
 
 
 def read_history(run_dir, phase):
@@ -229,7 +230,7 @@ def save_model(model, path, class_names, config=None):
 
 
 def load_model(path):
-    """Loads a trained model with its class names and config.
+    """Loads a trained model with its class names and config, checked against each other.
 
     Args:
         path: a run directory (its `model.keras` is loaded) or a `.keras` file.
@@ -239,8 +240,9 @@ def load_model(path):
         for a `.keras` file that carries none.
 
     Raises:
-        UserError: the path does not exist, holds no model, or no class names
-            can be found.
+        UserError: the path does not exist, holds no model, no class names
+            can be found, or a side file is broken or disagrees with the model
+            (`keras_geo.side_files`): one line naming the file.
     """
     # Side-effect imports, kept here next to the load that needs them: they
     # register the custom objects a saved model refers to.
@@ -253,13 +255,21 @@ def load_model(path):
     if not model_path.is_file():
         hint = " (training not finished? rerun `keras-geo train`)" if path.is_dir() else ""
         raise UserError(f"No model at {model_path}{hint}.")
-    class_names, config = _embedded_metadata(model_path)
-    if path.is_dir() or class_names is None:
-        folder = path if path.is_dir() else path.parent
-        if (folder / CLASS_NAMES_FILE).is_file():
-            class_names = read_class_names(folder)
-        if config is None:
-            config = stored_config(folder)
+    embedded_names, embedded_config = _embedded_metadata(model_path)
+    class_names, config = embedded_names, embedded_config
+    names_from = f"{model_path} ({_EMBEDDED_CLASS_NAMES})"
+    config_from = f"{model_path} ({_EMBEDDED_CONFIG})"
+    folder = path if path.is_dir() else path.parent
+    if (path.is_dir() or class_names is None) and (folder / CLASS_NAMES_FILE).is_file():
+        class_names, names_from = read_class_names(folder), folder / CLASS_NAMES_FILE
+        side_files.check_agreement(
+            class_names, embedded_names, names_from=names_from, model_from=model_path
+        )
+    if path.is_dir() or config is None:
+        stored = stored_config(folder)
+        if stored is not None:
+            _check_same_config(stored, embedded_config, folder / CONFIG_FILE, model_path)
+            config, config_from = stored, folder / CONFIG_FILE
     if class_names is None:
         raise UserError(
             f"No class names for {model_path}: put its run's {CLASS_NAMES_FILE} "
@@ -269,28 +279,53 @@ def load_model(path):
         model = keras.saving.load_model(model_path, compile=False)
     except Exception as error:  # noqa: BLE001 (a broken or foreign file is the user's to fix)
         raise UserError(f"Cannot load {model_path} as a Keras model: {one_line(error)}") from None
+    side_files.check_against_model(
+        model, class_names, config, names_from=names_from, config_from=config_from
+    )
     return model, class_names, config
 
 
+def _check_same_config(stored, embedded, config_path, model_path):
+    """UserError if a run's `config.json` trains another model than `model.keras` embeds."""
+    diff = [] if embedded is None else config_diff(embedded, stored)
+    if diff:
+        raise UserError(
+            f"{config_path} disagrees with the config {model_path} was trained with "
+            f"({'; '.join(diff)}): restore the file, or load {model_path} alone."
+        )
+
+
 def _embedded_metadata(model_path):
+    """The class names and config `save_model` embedded (each None if absent), checked."""
     try:
         with zipfile.ZipFile(model_path) as archive:
             names = set(archive.namelist())
-            class_names = (
-                json.loads(archive.read(_EMBEDDED_CLASS_NAMES))
-                if _EMBEDDED_CLASS_NAMES in names
-                else None
-            )
-            config = (
-                TrainConfig().replace(**json.loads(archive.read(_EMBEDDED_CONFIG)))
-                if _EMBEDDED_CONFIG in names
-                else None
-            )
+            class_names = config = None
+            if _EMBEDDED_CLASS_NAMES in names:
+                where = f"{model_path} ({_EMBEDDED_CLASS_NAMES})"
+                value = side_files.parse_json(_read_member(archive, _EMBEDDED_CLASS_NAMES), where)
+                class_names = side_files.class_names(value, where)
+            if _EMBEDDED_CONFIG in names:
+                where = f"{model_path} ({_EMBEDDED_CONFIG})"
+                value = side_files.parse_json(_read_member(archive, _EMBEDDED_CONFIG), where)
+                config = side_files.train_config(value, where)
     except zipfile.BadZipFile:
         raise UserError(f"{model_path} is not a .keras file (not a zip archive).") from None
     return class_names, config
 
 
+def _read_member(archive, name):
+    """A zip member's bytes, never more than `side_files.MAX_BYTES` + 1."""
+    with archive.open(name) as member:
+        return member.read(side_files.MAX_BYTES + 1)
+
+
 def _read_json(path):
-    with open(path) as f:
-        return json.load(f)
+    return side_files.read_json(pathlib.Path(path))
+
+
+def _read_object(path):
+    value = _read_json(path)
+    if not isinstance(value, dict):
+        raise UserError(f"{path} must hold a JSON object: it was edited; restore it or retrain.")
+    return value

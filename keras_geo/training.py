@@ -38,10 +38,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_geo import checkpoints, datasets, distribute, evaluation, features, pipeline, runs
+from keras_geo import (
+    checkpoints,
+    datasets,
+    distribute,
+    evaluation,
+    features,
+    locks,
+    pipeline,
+    runs,
+)
 from keras_geo import model as model_lib
 from keras_geo.config import PHASES
 from keras_geo.console import keras_verbose
+from keras_geo.divergence import StopOnDivergence
 from keras_geo.losses import HaversineCrossEntropy
 
 
@@ -89,39 +99,43 @@ def train(
     chief = distribute.is_chief() if multiworker else True
     shared_dir = pathlib.Path(run_dir)
     run_dir = distribute.work_dir(run_dir) if multiworker else shared_dir
-    runs.check_run_dir(config, run_dir, overwrite=overwrite)
-    keras.utils.set_random_seed(config.seed)
-    fix, failure = contextlib.nullcontext(), contextlib.nullcontext()
-    if multiworker:
-        fix, failure = distribute.keras_multiworker_fix(), distribute.peer_failure_as_user_error()
-    with fix, failure:
-        data = _load_data(config, shard=multiworker)
-        with strategy.scope():
-            # Built before the run directory exists: a weights file that does
-            # not fit the backbone leaves nothing behind.
-            model = build_model(config, data.class_names)
-            run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
-            runs.write_class_names(run_dir, data.class_names)
-            _restore_weights(model, run_dir)
-            for phase in PHASES:
-                if phase in runs.phases_done(run_dir):
-                    continue
-                fit_kwargs = dict(
-                    callbacks=callbacks,
-                    verbose=verbose,
-                    steps_per_epoch=steps_per_epoch,
-                    cache_dir=feature_cache_dir or run_dir / "features",
-                )
-                if multiworker and phase == "frozen" and config.cache_features:
-                    _share_features(model, config, data, fit_kwargs["cache_dir"], strategy)
-                _run_phase(model, phase, config, data, run_dir, fit_kwargs)
-            _keep_best_phase(model, run_dir)
-        if not chief:
-            distribute.remove_work_dir(shared_dir)
-            return model
-        runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
-        evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
-    return model
+    with locks.exclusive(run_dir, "--run-dir"):  # One writer at a time.
+        runs.check_run_dir(config, run_dir, overwrite=overwrite)
+        keras.utils.set_random_seed(config.seed)
+        fix, failure = contextlib.nullcontext(), contextlib.nullcontext()
+        if multiworker:
+            fix, failure = (
+                distribute.keras_multiworker_fix(),
+                distribute.peer_failure_as_user_error(),
+            )
+        with fix, failure:
+            data = _load_data(config, shard=multiworker)
+            with strategy.scope():
+                # Built before the run directory is written: a weights file that
+                # does not fit the backbone leaves nothing behind.
+                model = build_model(config, data.class_names)
+                run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
+                runs.write_class_names(run_dir, data.class_names)
+                _restore_weights(model, run_dir)
+                for phase in PHASES:
+                    if phase in runs.phases_done(run_dir):
+                        continue
+                    fit_kwargs = dict(
+                        callbacks=callbacks,
+                        verbose=verbose,
+                        steps_per_epoch=steps_per_epoch,
+                        cache_dir=feature_cache_dir or run_dir / "features",
+                    )
+                    if multiworker and phase == "frozen" and config.cache_features:
+                        _share_features(model, config, data, fit_kwargs["cache_dir"], strategy)
+                    _run_phase(model, phase, config, data, run_dir, fit_kwargs)
+                _keep_best_phase(model, run_dir)
+            if not chief:
+                distribute.remove_work_dir(shared_dir)
+                return model
+            runs.save_model(model, run_dir / runs.MODEL_FILE, data.class_names, config)
+            evaluation.evaluate(run_dir, "test", model=model, verbose=verbose)
+        return model
 
 
 def build_model(config, class_names):
@@ -294,7 +308,7 @@ def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
         on_features = phase == "frozen" and config.cache_features
         steps = _steps_per_epoch(config, data, None if on_features else fit_kwargs)
         compile_for_phase(model, phase, config, data.class_names, steps_per_epoch=steps)
-        callbacks = _phase_callbacks(run_dir, phase) + list(fit_kwargs["callbacks"])
+        callbacks = _phase_callbacks(run_dir, phase, config) + list(fit_kwargs["callbacks"])
         verbose = fit_kwargs["verbose"]
         weights = _class_weight(config, data)
         if on_features:
@@ -441,10 +455,11 @@ def _share_features(model, config, data, cache_dir, strategy):
             features.write_cache(path, *arrays, meta)
 
 
-def _phase_callbacks(run_dir, phase):
-    """CSV history, best checkpoint by val_accuracy, and backup for resuming.
+def _phase_callbacks(run_dir, phase, config):
+    """A divergence guard, CSV history, best checkpoint by val_accuracy, backup for resuming.
 
-    Keras' own callbacks, writing each file atomically (`keras_geo.checkpoints`).
+    Keras' own callbacks, writing each file atomically (`keras_geo.checkpoints`);
+    the guard first, so a diverging epoch writes none of them.
     """
     backup = runs.backup_dir(run_dir, phase)
     history = runs.history_path(run_dir, phase)
@@ -457,6 +472,7 @@ def _phase_callbacks(run_dir, phase):
     best.parent.mkdir(parents=True, exist_ok=True)
     best_so_far = _best_val_accuracy(runs.read_history(run_dir, phase))
     return [
+        StopOnDivergence(phase, _divergence_advice(config, phase)),
         checkpoints.AtomicCSVLogger(str(history), append=True),
         checkpoints.AtomicModelCheckpoint(
             str(best),
@@ -468,6 +484,14 @@ def _phase_callbacks(run_dir, phase):
         ),
         checkpoints.AtomicBackupAndRestore(str(backup)),
     ]
+
+
+def _divergence_advice(config, phase):
+    """What to lower when `phase` diverges, naming the flag that sets its rate."""
+    flag = "--learning-rate"
+    if phase == "finetune" and config.finetune_learning_rate is not None:
+        flag = "--finetune-learning-rate"
+    return f"lower {flag} (now {config.phase_learning_rate[phase]:g})"
 
 
 def _best_val_accuracy(history):

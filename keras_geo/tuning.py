@@ -20,6 +20,7 @@ Distributed search uses KerasTuner's chief/worker mode unchanged: set
 `keras-geo tune` command in every process, all sharing one `--run-dir`.
 """
 
+import contextlib
 import copy
 import json
 import math
@@ -35,9 +36,11 @@ import tensorflow as tf
 from keras_geo import (
     datasets,
     features,
+    locks,
     paths,
     runs,
     search_space,
+    settings,
     training,
     tuning_report,
 )
@@ -49,8 +52,7 @@ from keras_geo.errors import UserError
 # search sets with `epochs` and `phase`.
 _NOT_FIXED = ("data_dir", "epochs_frozen", "epochs_finetune", *search_space.HYPERPARAMETERS)
 
-CHIEF_TIMEOUT_ENV = "KERAS_GEO_CHIEF_TIMEOUT"  # Seconds a worker waits for its chief.
-CHIEF_TIMEOUT_S = 120
+CHIEF_TIMEOUT_ENV = settings.CHIEF_TIMEOUT_ENV  # Seconds a worker waits for its chief.
 
 
 class _FatalUserError(UserError, keras_tuner.errors.FatalError):
@@ -320,18 +322,6 @@ def chief_address():
     return os.environ["KERASTUNER_ORACLE_IP"], int(port)
 
 
-def chief_timeout():
-    """Seconds a worker waits for its chief: `$KERAS_GEO_CHIEF_TIMEOUT`, default 120."""
-    text = os.environ.get(CHIEF_TIMEOUT_ENV, "").strip()
-    try:
-        value = float(text) if text else CHIEF_TIMEOUT_S
-    except ValueError:
-        value = -1
-    if not value > 0:
-        raise UserError(f"{CHIEF_TIMEOUT_ENV} must be a number of seconds > 0. Received: {text!r}")
-    return value
-
-
 def wait_for_chief(timeout_s=None):
     """Returns once the chief's oracle accepts connections (a worker, before `search`).
 
@@ -339,13 +329,13 @@ def wait_for_chief(timeout_s=None):
     silently.
 
     Args:
-        timeout_s: give up after this many seconds; default `chief_timeout()`.
+        timeout_s: give up after this many seconds; default `settings.chief_timeout()`.
 
     Raises:
         UserError: nothing answered at the chief's address in time.
     """
     ip, port = chief_address()
-    timeout_s = chief_timeout() if timeout_s is None else timeout_s
+    timeout_s = settings.chief_timeout() if timeout_s is None else timeout_s
     print(
         f"worker: waiting for the KerasTuner chief at {ip}:{port} "
         f"(up to {timeout_s:g} s; {CHIEF_TIMEOUT_ENV} sets it)",
@@ -517,42 +507,50 @@ def search(
             "no-top .h5, imagenet or none"
         )
     role = distributed_role()
-    paths.check_writable(run_dir, "--run-dir")
-    if role == "worker":
-        wait_for_chief()
-    tuning_dir = os.path.join(run_dir, "tuning")
-    overwrite = overwrite and role != "worker"  # Only the chief may delete.
-    settings = search_settings(
-        config, phase=phase, epochs=epochs, max_examples=max_examples, objective=objective
-    )
-    _check_search_config(tuning_dir, settings, overwrite, role)
-    if overwrite:
-        tuning_report.remove_reports(tuning_dir)
-    enable_memory_growth()
-    train, val, class_names = _load_data(config, max_examples)
-    cache_dir = os.path.join(tuning_dir, "features") if phase == "frozen" else None
-    hypermodel = GeoHyperModel(
-        config.replace(**{f"epochs_{phase}": epochs}),  # A schedule spans a trial's epochs.
-        class_names,
-        phase=phase,
-        feature_cache_dir=cache_dir,
-        train_examples=int(train.cardinality()),
-    )
-    tuner = make_tuner(
-        hypermodel,
-        tuning_dir,
-        max_trials=max_trials,
-        seed=config.seed,
-        overwrite=overwrite,
-        max_failures=max_failures,
-        strategy=config.strategy,
-        objective=objective,
-    )
-    class_weight = _class_weight(config, len(class_names), max_examples)
-    best = run_tuner(
-        tuner, train, validation_data=val, epochs=epochs, verbose=verbose, class_weight=class_weight
-    )
-    return None if role == "worker" else best
+    # A distributed search shares its run directory by design (chief and workers).
+    writer = locks.exclusive(run_dir, "--run-dir") if role is None else contextlib.nullcontext()
+    with writer:
+        paths.check_writable(run_dir, "--run-dir")
+        if role == "worker":
+            wait_for_chief()
+        tuning_dir = os.path.join(run_dir, "tuning")
+        overwrite = overwrite and role != "worker"  # Only the chief may delete.
+        settings = search_settings(
+            config, phase=phase, epochs=epochs, max_examples=max_examples, objective=objective
+        )
+        _check_search_config(tuning_dir, settings, overwrite, role)
+        if overwrite:
+            tuning_report.remove_reports(tuning_dir)
+        enable_memory_growth()
+        train, val, class_names = _load_data(config, max_examples)
+        cache_dir = os.path.join(tuning_dir, "features") if phase == "frozen" else None
+        hypermodel = GeoHyperModel(
+            config.replace(**{f"epochs_{phase}": epochs}),  # A schedule spans a trial's epochs.
+            class_names,
+            phase=phase,
+            feature_cache_dir=cache_dir,
+            train_examples=int(train.cardinality()),
+        )
+        tuner = make_tuner(
+            hypermodel,
+            tuning_dir,
+            max_trials=max_trials,
+            seed=config.seed,
+            overwrite=overwrite,
+            max_failures=max_failures,
+            strategy=config.strategy,
+            objective=objective,
+        )
+        class_weight = _class_weight(config, len(class_names), max_examples)
+        best = run_tuner(
+            tuner,
+            train,
+            validation_data=val,
+            epochs=epochs,
+            verbose=verbose,
+            class_weight=class_weight,
+        )
+        return None if role == "worker" else best
 
 
 def run_tuner(tuner, *fit_args, **fit_kwargs):

@@ -27,8 +27,8 @@ pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)",
 )
-# The app itself, inline data, and Chromium's own pages (its start page loads chrome://
-# and, in Debian's chromium 150, chrome-untrusted://new-tab-page/).
+# The app itself, inline data, and Chromium's own pages (its start page loads chrome:// and,
+# in newer Chromium, chrome-untrusted://new-tab-page/...).
 LOCAL_SCHEMES = (
     "http://127.0.0.1:",
     "ws://127.0.0.1:",
@@ -120,3 +120,33 @@ def test_api_docs_page_renders_both_routes_from_the_app_alone(served, browser, t
     print(f"screenshot: {shot}")
     outside = [url for url in requested_urls(browser) if not url.startswith(LOCAL_SCHEMES)]
     assert outside == [], f"the docs page fetched from outside the app: {outside[:5]}"
+
+
+def test_a_bad_upload_shows_one_line_without_server_paths(served, browser, tmp_path):
+    """A text file, then a 13000x13000 PNG: the page shows keras-geo's one line, no path."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
+    import bombs
+
+    app_server, _, _ = served
+    notes, huge = tmp_path / "notes.png", tmp_path / "huge.png"
+    notes.write_text("not pixels\n")
+    huge.write_bytes(bombs.png(13000, 13000))
+    for path, words in [(notes, "not an image"), (huge, "too large: 13000x13000 pixels")]:
+        browser.get(app_server.url + "/")
+        wait = WebDriverWait(browser, 60)
+        upload = wait.until(
+            ec.presence_of_element_located((By.CSS_SELECTOR, "#screenshot input[type=file]"))
+        )
+        upload.send_keys(str(path))
+        toast = (By.XPATH, f"//*[contains(text(), '{words}')]")
+        shown = wait.until(ec.visibility_of_element_located(toast)).text.strip()
+        browser.save_screenshot(str(tmp_path / f"{path.stem}.png"))
+        print(f"screenshot: {tmp_path / f'{path.stem}.png'}")
+        assert shown.startswith(words) and "\n" not in shown, repr(shown)
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "/tmp" not in page and str(tmp_path) not in page
+        assert "Could not preprocess" not in page and "Traceback" not in page

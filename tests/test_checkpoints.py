@@ -8,6 +8,7 @@ import pytest
 from train_helpers import EpochCounter
 
 from keras_geo import paths, runs, training
+from keras_geo.config import TrainConfig
 from keras_geo.errors import StorageError
 
 
@@ -49,7 +50,7 @@ def test_a_full_disk_mid_phase_fails_in_one_line_and_a_rerun_resumes(tmpfs):
     def fit(*extra):
         counter = EpochCounter()
         model = _tiny_model()
-        callbacks = [*extra, counter, *training._phase_callbacks(run_dir, "frozen")]
+        callbacks = [*extra, counter, *training._phase_callbacks(run_dir, "frozen", TrainConfig())]
         model.fit(x, y, validation_data=(x, y), epochs=3, callbacks=callbacks, verbose=0)
         return counter.epochs
 

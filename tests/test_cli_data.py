@@ -48,7 +48,8 @@ def test_build_then_plain_tfds_load_in_fresh_process(tmp_path, capsys):
         check=True,
     )
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
-    assert loaded["n"] == 40 and loaded["shape"] == [224, 224, 3]
+    # 24 px frames are stored at their own size (builder 1.1.0: never upscaled).
+    assert loaded["n"] == 40 and loaded["shape"] == [24, 24, 3]
     assert loaded["labels"] == list(range(20)) and loaded["names"] == TOP20
     assert loaded["ours"] == []
 

@@ -87,7 +87,7 @@ def test_three_layouts_list_the_same_files(tmp_path):
         source = layout.locate(manual_dir, ALL)
         entries, outside = layout.list_files(source)
         listings.append(sorted((e.file_name, e.size) for e in entries))
-        with layout.reader(source) as read:
+        with layout.reader(source, max_bytes=10**6) as read:
             assert read(entries[0])[:2] == b"\xff\xd8"  # JPEG.
     assert listings[0] == listings[1] == listings[2]
     assert ("France/sub/x.jpg", 3) in listings[0]

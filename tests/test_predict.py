@@ -180,3 +180,32 @@ def test_console_script_exit_code_and_no_traceback(models, images):
     assert "Traceback" not in result.stderr
     assert f"keras-geo: error: {images / 'notes.jpg'}: not an image" in result.stderr
     assert str(images / "crop.png") in result.stdout
+
+
+def test_a_full_size_frame_and_its_stored_224_copy_get_the_same_answer(models):
+    """`predict` squashes a 1536x662 frame as the builder stored its 224x224 copy (PIL)."""
+    import io
+
+    from PIL import Image
+
+    from keras_geo import predict
+
+    predictor = predict.load_predictor(models[1] / "1")
+    rng = np.random.default_rng(7)
+    agree, gaps = 0, []
+    for _ in range(12):
+        coarse = rng.uniform(0, 255, (12, 24, 3)).astype(np.uint8)
+        frame = Image.fromarray(coarse).resize((1536, 662), Image.BICUBIC)
+        copy = frame.resize((224, 224), Image.BILINEAR)  # What the dataset stores.
+        full, small = (
+            predict.probabilities_of(predictor, _encode(image, io)) for image in (frame, copy)
+        )
+        agree += int(np.argmax(full) == np.argmax(small))
+        gaps.append(float(np.abs(full - small).max()))
+    assert agree >= 11 and max(gaps) < 0.02, (agree, gaps)
+
+
+def _encode(image, io):
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from train_helpers import synthetic_argv
 
-from keras_geo import export, predict, runs, tuning
+from keras_geo import export, predict, runs, settings, tuning
 from keras_geo.cli.main import main
 from keras_geo.config import TrainConfig
 from keras_geo.errors import UserError
@@ -137,7 +137,7 @@ def _free_port():
 
 
 def test_a_worker_without_a_chief_gives_up_in_one_line(tmp_path, monkeypatch, capsys):
-    assert tuning.chief_timeout() == 120
+    assert settings.chief_timeout() == 120
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(_free_port()))  # Nothing listens.

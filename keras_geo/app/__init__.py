@@ -3,7 +3,8 @@
 The app is a thin face over `predict` (decoding, the model call and the answer
 document live there); it adds the layout (`ui`), the world map (`worldmap`),
 the Grad-CAM heatmap (`gradcam`), batching of concurrent requests
-(`batching`) and synthetic example inputs (`examples`). Nothing here calls the
+(`batching`), synthetic example inputs (`examples`) and a private folder for
+the page's uploads (`uploads`). Nothing here calls the
 network: Gradio analytics are off and no share link is made.
 """
 

@@ -1,5 +1,6 @@
-"""Start the app: check the port, load the model, serve with uvicorn until Ctrl-C."""
+"""Start the app: check the port, load the model, serve with uvicorn until Ctrl-C or SIGTERM."""
 
+import signal
 import socket
 import sys
 
@@ -31,6 +32,10 @@ def serve(model=None, *, host="127.0.0.1", port=7860, top_k=5, max_upload_mb=20,
 
     `model=None` serves the model bundled with keras-geo (`keras_geo.bundled`).
 
+    SIGTERM stops it as Ctrl-C does: requests in flight are answered, the
+    examples and every upload (`uploads.private_cache`) are deleted, "stopped"
+    is printed and the exit code is 0.
+
     Returns:
         0 once stopped (Ctrl-C or SIGTERM).
 
@@ -40,30 +45,42 @@ def serve(model=None, *, host="127.0.0.1", port=7860, top_k=5, max_upload_mb=20,
     import uvicorn
 
     from keras_geo import predict
-    from keras_geo.app import server
+    from keras_geo.app import server, uploads
 
     check_port(host, port)
-    predictor = predict.load_predictor(model)
-    state = server.make_state(
-        predictor,
-        model_name=predictor.info.name,
-        top_k=top_k,
-        max_upload_mb=max_upload_mb,
-        max_batch=max_batch,
-    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # Like Ctrl-C, from here on.
     try:
-        app = server.build_app(state)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning")
-        url_host = f"[{host}]" if ":" in host else host
-        print(f"keras-geo app: model {predictor.info.summary()}")
-        url = f"http://{url_host}:{port}/"
-        print(f"keras-geo app: serving {predictor.info.name} on {url} (Ctrl-C stops it)")
-        sys.stdout.flush()
+        predictor = predict.load_predictor(model)
+        state = server.make_state(
+            predictor,
+            model_name=predictor.info.name,
+            top_k=top_k,
+            max_upload_mb=max_upload_mb,
+            max_batch=max_batch,
+        )
         try:
-            uvicorn.Server(config).run()
-        except KeyboardInterrupt:  # uvicorn re-raises the signal after shutting down.
-            pass
+            app = server.build_app(state)
+            config = uvicorn.Config(app, host=host, port=port, log_level="warning")
+            url_host = f"[{host}]" if ":" in host else host
+            url = f"http://{url_host}:{port}/"
+            print(f"keras-geo app: model {predictor.info.summary()}")
+            print(f"keras-geo app: serving {predictor.info.name} on {url} (Ctrl-C stops it)")
+            sys.stdout.flush()
+            try:
+                # uvicorn shuts down on SIGINT or SIGTERM, then raises the signal
+                # again for the handler it found: `_interrupt` for both.
+                uvicorn.Server(config).run()
+            except KeyboardInterrupt:
+                pass
+        finally:
+            state.close()
+            uploads.remove_private_cache()
     finally:
-        state.close()
+        signal.signal(signal.SIGTERM, previous)
     print("keras-geo app: stopped.")
     return 0
+
+
+def _interrupt(signum, frame):
+    """SIGTERM handled as SIGINT: a KeyboardInterrupt, so every cleanup runs."""
+    raise KeyboardInterrupt

@@ -104,8 +104,9 @@ def build_app(state):
     import gradio as gr
     from fastapi_offline import FastAPIOffline
 
-    from keras_geo.app import schema, ui
+    from keras_geo.app import schema, ui, uploads
 
+    uploads.private_cache()  # Before Gradio builds anything: its cache is read then.
     # FastAPIOffline: FastAPI whose docs page loads Swagger UI from the package, not a CDN.
     app = FastAPIOffline(
         title="keras-geo",
@@ -168,8 +169,10 @@ async def _predict_upload(state, request):
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit + _MULTIPART_SLACK:
         return _error(413, too_large)
-    try:
-        form = await request.form(max_files=1, max_fields=8)
+    try:  # A body without Content-Length (chunked) is cut off as it streams in.
+        form = await _bounded(request, limit + _MULTIPART_SLACK).form(max_files=1, max_fields=8)
+    except _BodyTooLarge:
+        return _error(413, too_large)
     except Exception:  # noqa: BLE001 (any malformed body is the client's)
         return _error(400, f"malformed multipart body: send the file as field `{UPLOAD_FIELD}`")
     upload = form.get(UPLOAD_FIELD)
@@ -189,3 +192,32 @@ async def _predict_upload(state, request):
         return _error(400, str(error))
     except Exception as error:  # noqa: BLE001 (the model failed, not the upload)
         return _error(500, f"the model call failed: {one_line(error)}")
+
+
+class _BodyTooLarge(Exception):
+    """The request body passed its limit while streaming in."""
+
+
+def _bounded(request, limit):
+    """`request` whose body stream raises `_BodyTooLarge` past `limit` bytes.
+
+    Starlette spools a multipart body to a temporary file as it arrives and
+    only then hands it over: without a Content-Length the whole body (1000 MB
+    in a probe) was on disk before the size could be checked. Here reading
+    stops at the first chunk over the limit; the server then answers 413 and
+    closes the connection.
+    """
+    from starlette.requests import Request
+
+    received = 0
+
+    async def receive():
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLarge()
+        return message
+
+    return Request(request.scope, receive)

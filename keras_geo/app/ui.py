@@ -1,12 +1,15 @@
 """The Gradio page: drop a screenshot, see the top countries, the map and the heatmap."""
 
 import io
-import pathlib
+import os
 
+import gradio as gr
 import numpy as np
 
 from keras_geo import countries, predict
 from keras_geo.app import gradcam, worldmap
+from keras_geo.errors import one_line
+from tfds_geoguessr.geoguessr import limits
 
 INTRO = (
     "# keras-geo\n"
@@ -26,6 +29,33 @@ NEEDS_KERAS = (
 HEATMAP_WIDTH = 480
 
 
+def screenshot_input(**kwargs):
+    """A `gr.Image(type="filepath")` whose upload reaches `analyse` unopened.
+
+    Gradio's own `Image.preprocess` opens the file with PIL and, for a mode
+    other than `image_mode`, decodes and converts it before the handler runs:
+    a 164 KB PNG of 13000x13000 pixels cost 2 GB there, and a text file gave
+    a multi-line error naming server paths. Here nothing is decoded: `analyse`
+    reads the bytes and checks them first (`predict.check_image_bytes`).
+    Workaround, narrow and visible: the instance's `preprocess` is replaced
+    (a subclass would make Gradio 6 write a `.pyi` file next to this module
+    each time it is imported); `tests/test_app_reliability.py` notices when
+    Gradio's own preprocess stops opening the file.
+    """
+    image = gr.Image(type="filepath", **kwargs)
+    image.preprocess = _path_unopened
+    return image
+
+
+def _path_unopened(payload):
+    """The uploaded file's path (the `FileData` Gradio saved), without reading it."""
+    if payload is None:
+        return None
+    if payload.path is None:  # An inline data URL: only API clients send those.
+        raise gr.Error("no file received: upload the image as a file", print_exception=False)
+    return payload.path
+
+
 def analyse(state, path):
     """Everything the page shows for one uploaded file.
 
@@ -38,15 +68,19 @@ def analyse(state, path):
     Raises:
         gradio.Error: the file is not an image, corrupt or too large (one line).
     """
-    import gradio as gr
-
     if path is None:
         return None, None, "", None, ""
-    image_bytes = pathlib.Path(path).read_bytes()
     try:
+        image_bytes = limits.read_file(path, state.max_upload_bytes)
         probabilities = predict.probabilities_of(state.batcher, image_bytes)
-    except ValueError as error:
+    except ValueError as error:  # The upload: one line, never a server path.
         raise gr.Error(str(error), print_exception=False) from None
+    except OSError:
+        raise gr.Error(
+            "the upload is gone: upload the image again", print_exception=False
+        ) from None
+    except Exception as error:  # noqa: BLE001 (the model, not the upload)
+        raise gr.Error(f"the model call failed: {one_line(error)}", print_exception=False) from None
     names = state.predictor.class_names
     order = worldmap.top_classes(probabilities, state.top_k)
     label = {countries.get_country(names[i]).display_name: float(probabilities[i]) for i in order}
@@ -67,12 +101,16 @@ def predict_endpoint(state):
     def predict(image: gr.FileData) -> dict:
         """The top-k countries of one screenshot, with probabilities and coordinates."""
         upload = image if isinstance(image, dict) else image.model_dump()
-        image_bytes = pathlib.Path(upload["path"]).read_bytes()
-        name = upload.get("orig_name") or pathlib.Path(upload["path"]).name
-        try:
+        name = upload.get("orig_name") or os.path.basename(upload["path"])
+        try:  # Within the upload budget, as the page reads (`limits.read_file`).
+            image_bytes = limits.read_file(upload["path"], state.max_upload_bytes)
             return state.answer(image_bytes, file=name)
         except ValueError as error:
             raise gr.Error(str(error), print_exception=False) from None
+        except OSError:
+            raise gr.Error(
+                "the upload is gone: upload the image again", print_exception=False
+            ) from None
 
     return predict
 
@@ -96,9 +134,8 @@ def _heatmap(state, image_bytes, class_index):
 
 def build_blocks(state):
     """Returns the `gr.Blocks` page bound to `state` (an `AppState`)."""
-    import gradio as gr
-
-    # Uploaded screenshots are not kept: Gradio's copies go after an hour.
+    # Uploads go to the app's private folder (`uploads.private_cache`), removed when it
+    # stops; while it runs, Gradio's copies go after an hour.
     with gr.Blocks(title="keras-geo", analytics_enabled=False, delete_cache=(600, 3600)) as blocks:
         info = state.model_info
         gr.Markdown(INTRO.format(summary=info.summary()), elem_id="intro")
@@ -106,8 +143,7 @@ def build_blocks(state):
             gr.Markdown(SYNTHETIC_WARNING, elem_id="synthetic-warning")
         with gr.Row():
             with gr.Column(scale=2):
-                image = gr.Image(
-                    type="filepath",
+                image = screenshot_input(  # Checked by keras-geo before any decoding.
                     sources=["upload", "clipboard"],
                     label="Screenshot",
                     elem_id="screenshot",

@@ -1,6 +1,7 @@
 """`keras-geo app`: serve a web page and a JSON API that name a screenshot's country."""
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+MAX_UPLOAD_MB = 1024  # Uploads are held in memory while checked: a GB is plenty.
 
 
 def add_parser(subparsers):
@@ -16,7 +17,7 @@ def add_parser(subparsers):
             "countries: docs/model_card.md); --model is a SavedModel or .tflite file "
             "written by `keras-geo export`, a run directory or a .keras file (Grad-CAM "
             "needs one of the last two). The page names the model and its test accuracy. "
-            "Ctrl-C stops it."
+            "Ctrl-C or SIGTERM stops it and deletes every upload."
         ),
     )
     parser.add_argument(
@@ -57,9 +58,10 @@ def _check_args(args):
     for flag, value, low in (("--top-k", args.top_k, 1), ("--max-batch", args.max_batch, 1)):
         if value < low:
             raise UserError(f"`{flag}` must be >= {low}. Received: {flag} {value}")
-    if not args.max_upload_mb > 0:
+    if not 0 < args.max_upload_mb <= MAX_UPLOAD_MB:  # Also refuses nan and inf.
         raise UserError(
-            f"`--max-upload-mb` must be > 0. Received: --max-upload-mb {args.max_upload_mb}"
+            f"`--max-upload-mb` must be > 0 and at most {MAX_UPLOAD_MB}. "
+            f"Received: --max-upload-mb {args.max_upload_mb}"
         )
     if not 0 < args.port < 65536:
         raise UserError(f"`--port` must be in 1..65535. Received: --port {args.port}")
@@ -67,7 +69,10 @@ def _check_args(args):
 
 def _check_extra():
     import keras_geo.app  # noqa: F401 (turns Gradio analytics off before gradio is imported)
+    from keras_geo.app import uploads
     from keras_geo.errors import UserError
+
+    uploads.private_cache()  # Before gradio is imported: it reads the folder then too.
 
     try:
         import fastapi  # noqa: F401

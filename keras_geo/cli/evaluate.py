@@ -57,7 +57,7 @@ def run(args):
     if unwritable is None:
         print(format_summary(args.run_dir, metrics, args.split))
         return 0
-    print(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2, allow_nan=False))
     print(
         f"keras-geo: error: metrics and figures printed, not written: {unwritable}", file=sys.stderr
     )

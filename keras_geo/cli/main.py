@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-from keras_geo import __version__
+from keras_geo import __version__, settings
 from keras_geo.errors import StorageError, UserError
 
 # A write that failed for lack of space or permission, wherever it happened.
@@ -62,6 +62,7 @@ def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        settings.check_environment()  # Once, before any work: one line, not a failure later.
         return args.func(args) or 0
     except UserError as error:
         print(f"keras-geo: error: {error}", file=sys.stderr)

@@ -69,7 +69,7 @@ def run(args):
             "predictions": predictions,
             "errors": errors,
         }
-        print(json.dumps(document, indent=2))
+        print(json.dumps(document, indent=2, allow_nan=False))  # Never a bare NaN.
     elif predictions:
         print(f"Model: {predictor.info.summary()}\n")
         print(predict.format_table(predictions))

@@ -127,7 +127,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def undecodable(error) -> str:
     """The report's reason for a file that `read` or `squash` failed on."""
-    if isinstance(error, Unusable):
+    if isinstance(error, Unusable | limits.TooLarge):
         return str(error)
     if isinstance(error, UnidentifiedImageError):
         return "undecodable: not an image format PIL reads"

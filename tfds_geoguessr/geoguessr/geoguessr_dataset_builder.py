@@ -170,11 +170,15 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
     def _generate_examples(self, source, entries, split):
         size = self.builder_config.image_size
         max_pixels = limits.max_pixels()
+        max_bytes = limits.max_file_bytes(max_pixels)
         counts = self._report["per_country"][split]
-        with layout.reader(source) as read:
+        with layout.reader(source, max_bytes) as read:
             read_frames = (frames.read(read, entry) for entry in entries)
             convert = functools.partial(frames.convert_frame, size=size, max_pixels=max_pixels)
-            converted = parallel.ordered_map(convert, read_frames, self.num_workers)
+            # At most one file's budget of undecoded bytes waits for the workers.
+            converted = parallel.ordered_map(
+                convert, read_frames, self.num_workers, weight=_frame_bytes, max_weight=max_bytes
+            )
             for entry, (image, reason) in zip(entries, converted, strict=True):
                 if reason:
                     self._report["skipped"].append({"file": entry.file_name, "reason": reason})
@@ -209,6 +213,11 @@ folder, or the country folders (`France/`, `Japan/`, ...) directly.
             image = Image.fromarray(np.asarray(draw_scene(country, rng, size), np.uint8))
             counts[country] += 1
             yield key, {"image": frames.encode_jpeg(image), "label": country, "file_name": key}
+
+
+def _frame_bytes(frame):
+    """The weight of a `frames.read` result in the build's window: its bytes."""
+    return len(frame[0] or b"")
 
 
 def assign_files(entries, outside, labels, config_name):

@@ -27,6 +27,8 @@ import zipfile
 
 from etils import epath
 
+from tfds_geoguessr.geoguessr import limits
+
 # Files that operating systems and archivers leave in folders: never images.
 SYSTEM_FILES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", "Desktop.ini"})
 SYSTEM_FOLDERS = frozenset({"__MACOSX", ".AppleDouble", ".Trashes", ".Spotlight-V100"})
@@ -263,10 +265,36 @@ def _list_zip(source):
 
 
 @contextlib.contextmanager
-def reader(source: Source):
-    """Yields `read(entry) -> bytes`; a zip is opened once for all reads."""
+def reader(source: Source, max_bytes: int):
+    """Yields `read(entry) -> bytes`; a zip is opened once for all reads.
+
+    Every read keeps to the byte budget (`limits.read_file`,
+    `limits.read_stream`): a file or zip member that declares more than
+    `max_bytes` is refused unread, one that holds more is refused after
+    `max_bytes`, and a pipe or device among the files never blocks or fills
+    the memory.
+
+    Raises (from `read`):
+        limits.TooLarge: above `max_bytes`.
+        ValueError, OSError, zipfile.BadZipFile: unreadable.
+    """
     if source.kind != "zip":
-        yield lambda entry: epath.Path(entry.location).read_bytes()
+        yield lambda entry: _read_path(entry, max_bytes)
         return
     with source.path.open("rb") as fobj, zipfile.ZipFile(fobj) as archive:
-        yield lambda entry: archive.read(entry.location)
+
+        def read_member(entry):
+            info = archive.getinfo(entry.location)
+            if info.file_size > max_bytes:  # Before the member is opened.
+                raise limits.too_many_bytes(info.file_size, max_bytes)
+            with archive.open(info) as member:
+                return limits.read_stream(member, max_bytes)
+
+        yield read_member
+
+
+def _read_path(entry, max_bytes):
+    if "://" in entry.location:  # Remote file systems have no pipes or devices.
+        with epath.Path(entry.location).open("rb") as f:
+            return limits.read_stream(f, max_bytes, declared=entry.size)
+    return limits.read_file(entry.location, max_bytes)
