@@ -6,6 +6,7 @@ TFDS' default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
 """
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -168,7 +169,11 @@ def build(
 def _prepare(ds_builder, manual_dir, data_dir):
     download_config = tfds.download.DownloadConfig(manual_dir=_str(manual_dir))
     try:
-        ds_builder.download_and_prepare(download_config=download_config)
+        # TFDS prints "Downloading and preparing dataset Unknown size ... to
+        # <temporary folder>" and "... prepared to <temporary folder>" on stdout:
+        # nothing is downloaded here, and `build`'s caller reports the result.
+        with contextlib.redirect_stdout(io.StringIO()):
+            ds_builder.download_and_prepare(download_config=download_config)
     except BuildError as error:
         raise UserError(str(error)) from None
     except Exception as error:  # TFDS re-raises a full disk as RuntimeError (tf.errors inside).

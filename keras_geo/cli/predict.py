@@ -37,17 +37,14 @@ def add_parser(subparsers):
         help="average over N deterministic test-time views, no flips (a run dir or "
         ".keras; a SavedModel has those of its export)",
     )
-    parser.set_defaults(func=run)
+    # TensorFlow's C++ decoder logs would repeat our one-line errors; a user
+    # who wants them sets TF_CPP_MIN_LOG_LEVEL=0.
+    parser.set_defaults(func=run, tf_min_log_level="3")
 
 
 def run(args):
     import json
-    import os
     import sys
-
-    # TensorFlow's C++ decoder logs would repeat our one-line errors; a user
-    # who wants them sets TF_CPP_MIN_LOG_LEVEL=0.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from keras_geo.errors import UserError
 
