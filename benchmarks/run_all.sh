@@ -25,4 +25,4 @@ python "$(dirname "$0")/app.py" --image-size 32 --requests 32 --repeats 2 --out 
 python "$(dirname "$0")/distributed.py" --work-dir "$WORK_DIR/distributed" --repeats 3 \
     --out "$WORK_DIR/distributed.md"
 # The first fine-tuning step, stock Keras compile vs compile_model (BENCHMARKS.md, "tracing").
-python "$(dirname "$0")/first_step.py" --repeats 2 --json "$WORK_DIR/first_step.json"
+python "$(dirname "$0")/first_step.py" --repeats 2 --json > "$WORK_DIR/first_step.json"

@@ -61,7 +61,7 @@ def is_prepared(ds_builder):
 
 def build_command(dataset: str, data_dir=None) -> str:
     """The `keras-geo data build` command that prepares `dataset`."""
-    command = f"keras-geo data build --config {config_of(dataset)}"
+    command = f"keras-geo data build --dataset {DATASET_NAME}/{config_of(dataset)}"
     return command + (f" --data-dir {data_dir}" if data_dir else "")
 
 

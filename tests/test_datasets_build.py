@@ -134,7 +134,7 @@ def test_default_manual_dir_missing_gives_instructions(tmp_path):
 
 
 def test_load_split_unbuilt_names_the_command(tmp_path):
-    with pytest.raises(UserError, match="keras-geo data build --config top20"):
+    with pytest.raises(UserError, match="keras-geo data build --dataset geoguessr/top20"):
         datasets.load_split("geoguessr/top20", "train", str(tmp_path))
 
 

@@ -340,6 +340,26 @@ def test_a_search_that_failed_before_any_trial_ended_takes_the_corrected_command
     assert tuning.trials_ended(run_dir / "tuning")
 
 
+def test_tune_takes_experiment_and_hparams_as_train_does(tmp_path, capsys, monkeypatch):
+    from keras_geo import experiments
+    from keras_geo.cli import tune as cli_tune
+
+    hparams = tmp_path / "h.json"
+    hparams.write_text(json.dumps({"image_size": 48, "loss": "crossentropy"}))
+    argv = ["tune", "--run-dir", str(tmp_path / "run"), "--experiment", "demo"]
+    argv += ["--hparams", str(hparams), "--image-size", "40"]
+    config = cli_tune.config_from_args(cli_main.build_parser().parse_args(argv))
+    # experiment < hparams < flags, as `train`; the tuned fields stay each trial's.
+    assert config == experiments.get("demo").replace(image_size=40, loss="crossentropy")
+
+    seen = {}
+    monkeypatch.setattr(tuning, "search", lambda config, run_dir, **kw: seen.update(kw))
+    assert cli_main.main([*argv, "--phase", "finetune"]) == 0
+    assert "finetune_learning_rate=0.003 fixes the fine-tuning rate" in capsys.readouterr().err
+    assert cli_main.main([*argv, "--phase", "frozen"]) == 0
+    assert capsys.readouterr().err == "" and seen["phase"] == "frozen"
+
+
 @pytest.mark.slow
 def test_best_json_trains(synthetic_data_dir, tmp_path, tiny_config):
     from keras_geo import training

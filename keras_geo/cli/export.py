@@ -1,5 +1,7 @@
 """`keras-geo export`: write a trained model as a self-contained SavedModel."""
 
+import argparse
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -7,18 +9,20 @@ def add_parser(subparsers):
         help="export a trained model as a SavedModel that takes image bytes",
         description=(
             "Write a TensorFlow SavedModel whose `serving_default` signature takes "
-            "encoded JPEG/PNG bytes of any size (`image_bytes`) and returns "
+            "encoded JPEG, PNG, GIF, BMP or WebP bytes of any size (`image_bytes`) and returns "
             "`probabilities`, `top_k_countries` and `top_k_probabilities`; "
             "`serve_pixels` takes uint8 [N, H, W, 3]; `metadata` returns the class "
             "names and country coordinates."
         ),
     )
-    parser.add_argument(
-        "--run-dir",
-        required=True,
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument(
+        "--model",
         metavar="PATH",
-        help="run directory (or a .keras file) to export",
+        help="the trained model to export: a run directory or a .keras file",
     )
+    # The spelling of 0.x (`export --run-dir`), kept for one release.
+    model.add_argument("--run-dir", dest="model", help=argparse.SUPPRESS)
     parser.add_argument(
         "--out",
         required=True,
@@ -59,14 +63,12 @@ def run(args):
 
     check_views(args.tta)
 
-    source = pathlib.Path(args.run_dir)
+    source = pathlib.Path(args.model)
     if not source.exists():
-        raise UserError(
-            f"--run-dir {source} does not exist: pass a run directory or a .keras file."
-        )
+        raise UserError(f"--model {source} does not exist: pass a run directory or a .keras file.")
     out = pathlib.Path(args.out)
     if _inside(source, out):
-        raise UserError(f"--out {out} holds --run-dir {source}: choose another --out.")
+        raise UserError(f"--out {out} holds --model {source}: choose another --out.")
     export.check_out_dir(out, args.overwrite)  # Before the slow model load.
     paths.check_writable(out, "--out")
     model, class_names, config = runs.load_model(source)

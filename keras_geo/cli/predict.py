@@ -1,5 +1,7 @@
 """`keras-geo predict`: name the countries of screenshots."""
 
+from keras_geo.cli import flags
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -18,7 +20,9 @@ def add_parser(subparsers):
         metavar="PATH",
         help="SavedModel, run dir or .keras file",
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files, any size")
+    parser.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="JPEG, PNG, GIF, BMP or WebP files, any size"
+    )
     parser.add_argument(
         "--top-k",
         type=int,
@@ -26,9 +30,7 @@ def add_parser(subparsers):
         metavar="K",
         help="countries per image (default: 5)",
     )
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON document instead of a table"
-    )
+    flags.add_json_flag(parser, "the predictions and errors")
     parser.add_argument(
         "--tta",
         type=int,
