@@ -4,6 +4,7 @@
     POST /api/predict  multipart field `image` -> one `keras-geo predict --json`
                        entry (`file`, `countries`, `probabilities`, `coordinates`)
                        plus `model`; a bad upload -> 4xx {"error": "<one line>"}
+    other methods on /api/* -> 405 {"error": ...} with an `Allow` header
     /                  the Gradio UI (`keras_geo.app.ui`)
 
 Every model call goes through one `Batcher` (see `keras_geo.app.batching`).
@@ -19,6 +20,9 @@ from keras_geo.app.batching import Batcher
 from keras_geo.errors import one_line
 
 UPLOAD_FIELD = "image"
+# Each API route and its one method: any other method gets 405, not the UI's 404.
+API_METHODS = {"/api/health": "GET", "/api/predict": "POST"}
+_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _MULTIPART_SLACK = 64 * 1024  # Boundaries and headers around the file in a request body.
 
 
@@ -99,6 +103,11 @@ def build_app(state):
     async def predict_image(request: fastapi.Request):
         return await _predict_upload(state, request)
 
+    # Without these the Gradio UI mounted at "/" would answer them, with 404.
+    for path, method in API_METHODS.items():
+        others = [m for m in _ALL_METHODS if m != method]
+        app.add_api_route(path, _method_not_allowed(path, method), methods=others)
+
     return gr.mount_gradio_app(
         app,
         ui.build_blocks(state),
@@ -114,15 +123,30 @@ def build_app(state):
     )
 
 
-def _error(status, message):
+def _error(status, message, headers=None):
     from fastapi.responses import JSONResponse
 
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _method_not_allowed(path, method):
+    """A route handler answering 405, naming the one method `path` takes."""
+    import fastapi
+
+    async def answer(request: fastapi.Request):
+        return _error(
+            405,
+            f"{request.method} is not allowed on {path}: use {method}",
+            headers={"Allow": method},
+        )
+
+    return answer
 
 
 async def _predict_upload(state, request):
     from starlette.concurrency import run_in_threadpool
     from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
 
     limit = state.max_upload_bytes
     too_large = f"upload too large: over the {limit / 2**20:g} MB limit (--max-upload-mb)"
@@ -131,6 +155,15 @@ async def _predict_upload(state, request):
         return _error(413, too_large)
     try:
         form = await request.form(max_files=1, max_fields=8)
+    except HTTPException as error:  # Starlette's parser refused the body; say why.
+        if "Too many files" in str(error.detail):
+            return _error(
+                400, f"one image per request: send a single multipart field `{UPLOAD_FIELD}`"
+            )
+        return _error(
+            400,
+            f"malformed multipart body ({error.detail}): send the file as field `{UPLOAD_FIELD}`",
+        )
     except Exception:  # noqa: BLE001 (any malformed body is the client's)
         return _error(400, f"malformed multipart body: send the file as field `{UPLOAD_FIELD}`")
     upload = form.get(UPLOAD_FIELD)

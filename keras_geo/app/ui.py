@@ -10,7 +10,7 @@ from keras_geo.app import gradcam, worldmap
 
 INTRO = (
     "# keras-geo\n"
-    "Drop, paste or upload a GeoGuessr screenshot (JPEG, PNG or WebP, any size) "
+    "Drop, paste or upload a GeoGuessr screenshot (JPEG, PNG, GIF, BMP or WebP, any size) "
     "to see which countries the model **`{model}`** guesses."
 )
 NEEDS_KERAS = (
