@@ -158,10 +158,13 @@ def build(
     tmp_root = root / f"{_INCOMPLETE}{config.name}.{uuid.uuid4().hex}"
     tmp_builder = builder(config_name, tmp_root)
     tmp_builder.num_workers = num_workers or parallel.default_num_workers()
+    # The synthetic build takes seconds: no progress bars naming temporary folders.
+    tfds.display_progress_bar(not config.synthetic)
     try:
         _prepare(tmp_builder, manual_dir, root)
         _swap(builder(config_name, tmp_root).data_path, ds_builder.data_path, tmp_root)
     finally:
+        tfds.display_progress_bar(True)  # TFDS' default.
         shutil.rmtree(tmp_root, ignore_errors=True)
     return read_report(builder(config_name, data_dir))
 

@@ -17,6 +17,8 @@ from tfds_geoguessr.geoguessr import frames, limits
 from tfds_geoguessr.geoguessr import geoguessr_dataset_builder as gdb
 from tfds_geoguessr.geoguessr.make_dummy_data import write_kaggle_folder
 
+VERSION = str(gdb.Builder.VERSION)  # The dataset folder of this builder version.
+
 TOP20 = gdb.read_labels("labels_top20.txt")
 
 
@@ -96,7 +98,7 @@ def test_overwrite_replaces_the_dataset_after_success(tmp_path):
 def test_leftovers_of_a_killed_build_are_removed(tmp_path):
     data_dir = tmp_path / "tfds"
     ours = data_dir / "incomplete.keras_geo.top20.0123abcd" / "geoguessr"
-    theirs = data_dir / "geoguessr" / "top20" / "incomplete.4567_1.0.0"
+    theirs = data_dir / "geoguessr" / "top20" / f"incomplete.4567_{VERSION}"
     for folder in (ours, theirs):
         folder.mkdir(parents=True)
         (folder / "shard.tfrecord").write_bytes(b"x" * 100)
@@ -144,7 +146,7 @@ def test_odd_entries_are_skipped_and_reported_by_printable_name(tmp_path):
         "France/pipe.jpg": "not a regular file",
     }
     assert report["per_country"]["train"]["France"] == 1  # The 3 good files still count.
-    path = tmp_path / "tfds" / "geoguessr" / "top20" / "1.0.0" / "build_report.json"
+    path = tmp_path / "tfds" / "geoguessr" / "top20" / VERSION / "build_report.json"
     assert json.loads(path.read_text())["skipped"] == report["skipped"]
 
 

@@ -78,7 +78,7 @@ def test_info_writes_counts_and_figures(synthetic_data_dir, tmp_path):
         rows = list(csv.DictReader(fobj))
     assert [row["country"] for row in rows] == TOP20
     assert {(r["train"], r["validation"], r["test"], r["total"]) for r in rows} == {
-        ("44", "3", "3", "50")
+        ("44", "10", "50", "104")
     }
     for name in ("class_distribution.png", "samples.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"

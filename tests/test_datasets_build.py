@@ -11,8 +11,10 @@ from PIL import Image
 
 from keras_geo import datasets
 from keras_geo.errors import UserError
-from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import read_labels
+from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder, read_labels
 from tfds_geoguessr.geoguessr.make_dummy_data import write_kaggle_folder
+
+VERSION = str(Builder.VERSION)  # The dataset folder of this builder version.
 
 TOP20 = read_labels("labels_top20.txt")
 ALL = read_labels("labels_all.txt")
@@ -89,7 +91,7 @@ def test_build_from_zip_with_bad_inputs(tmp_path):
     assert len(report["per_country"]["train"]) == 20
     for split, count in report["num_examples"].items():
         assert sum(report["per_country"][split].values()) == count
-    path = tmp_path / "tfds" / "geoguessr" / "top20" / "1.0.0" / "build_report.json"
+    path = tmp_path / "tfds" / "geoguessr" / "top20" / VERSION / "build_report.json"
     assert json.loads(path.read_text())["num_examples"] == report["num_examples"]
 
 
@@ -153,9 +155,16 @@ def test_synthetic(synthetic_data_dir):
             assert image.shape == (64, 64, 3) and image.dtype == "uint8"
             labels.append(int(label))
         sizes[split] = np.bincount(labels, minlength=20).tolist()
-    assert sizes == {"train": [44] * 20, "validation": [3] * 20, "test": [3] * 20}
+    assert sizes == {"train": [44] * 20, "validation": [10] * 20, "test": [50] * 20}
     with pytest.raises(UserError, match="unknown split"):
         datasets.load_split("synthetic", "dev", synthetic_data_dir)
+
+
+def test_the_synthetic_build_prints_nothing(tmp_path, capfd):
+    """The demo's first seconds: no TFDS download line, no progress bars of temporary folders."""
+    report = datasets.build("synthetic", data_dir=str(tmp_path))
+    assert report["num_examples"] == {"train": 880, "validation": 200, "test": 1000}
+    assert capfd.readouterr() == ("", "")
 
 
 def test_ensure_synthetic_reuses_the_build(synthetic_data_dir):
