@@ -40,7 +40,7 @@ from keras_geo.cli.main import main as keras_geo_main
 def export_resnet50(folder):
     """The paper's model (random weights) exported as `keras-geo export` writes it."""
     run_dir = app_bench.save_run(folder / "run", 224)
-    keras_geo_main(["export", "--run-dir", str(run_dir), "--out", str(folder / "resnet50")])
+    keras_geo_main(["export", "--model", str(run_dir), "--out", str(folder / "resnet50")])
     return folder / "resnet50"
 
 

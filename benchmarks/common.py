@@ -38,12 +38,13 @@ def report(args, function, *, line=None, row_line=None, **values):
 
     Calls `function` with the flags (`call`) and `values`, prints each of the
     record's `rows` as `row_line` and the record as `line` (format strings
-    over their keys), then `finish`es: `--json` and the `images/s:` line.
+    over their keys), then `finish`es with the `images/s:` line; with `--json`,
+    the record as JSON on stdout and nothing else.
     """
     record = call(function, args, **values)
-    for row in record["rows"] if row_line else ():
+    for row in record["rows"] if row_line and not args.json else ():
         print(row_line.format_map(row))
-    if line:
+    if line and not args.json:
         print(line.format_map(record))
     finish(record, args)
 

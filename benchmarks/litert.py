@@ -1,4 +1,4 @@
-"""Usage: `python benchmarks/litert.py [--image-size 224] [--calls 20] [--repeats 3] [--json FILE]`
+"""Usage: `python benchmarks/litert.py [--image-size 224] [--calls 20] [--repeats 3] [--json]`
 
 CPU latency and file size of a model's exports, in one run: the SavedModel
 of `keras-geo export` (the baseline) beside the LiteRT files of

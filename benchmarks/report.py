@@ -3,7 +3,7 @@
 Every benchmark in one run, written as Markdown tables.
 
 Each benchmark runs in its own process (`keras-geo bench input|train` or a
-script of this folder, with `--json FILE`), so thread pools, the dtype policy and the baseline's
+script of this folder, with `--json`), so thread pools, the dtype policy and the baseline's
 worker processes never share state. Every ratio divides two figures of this
 same run on this same machine. `benchmarks/run_all.sh` calls this.
 """
@@ -58,17 +58,17 @@ _HERE = pathlib.Path(__file__).resolve().parent
 
 
 def bench(args, work_dir, name):
-    """Runs benchmark `args[0]` with `args[1:] --json <work_dir>/<name>.json`; returns the JSON."""
+    """Runs benchmark `args[0]` with `args[1:] --json`; returns (and keeps) its JSON record."""
     out = pathlib.Path(work_dir) / f"{name}.json"
     if args[0] in _PACKAGE_BENCHMARKS:
         command = [sys.executable, "-m", "keras_geo.cli.main", "bench", *args]
     else:
         command = [sys.executable, str(_HERE / _SCRIPTS[args[0]]), *args[1:]]
-    command += ["--json", str(out)]
+    command += ["--json"]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     log = pathlib.Path(work_dir) / f"{name}.log"
-    with open(log, "w") as f:
-        done = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, check=False)
+    with open(out, "w") as stdout, open(log, "w") as stderr:
+        done = subprocess.run(command, stdout=stdout, stderr=stderr, env=env, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed; see {log}")
     return json.loads(out.read_text())
@@ -150,12 +150,15 @@ def measure(work_dir, sizes):
         work,
         "decode",
     )
-    for phase in ("frozen", "finetune", "full"):
+    # "full": every layer but BatchNorm trains, the baseline of "finetune".
+    phases = {"frozen": ["frozen"], "finetune": ["finetune"]}
+    phases["full"] = ["finetune", "--finetune-stages", "all"]
+    for phase, flags in phases.items():
         results[f"train-{phase}"] = bench(
             [
                 "train",
                 "--phase",
-                phase,
+                *flags,
                 "--image-size",
                 size,
                 "--batch-size",

@@ -25,8 +25,8 @@ python "$(dirname "$0")/app.py" --image-size 32 --requests 32 --repeats 2 --out 
 python "$(dirname "$0")/distributed.py" --work-dir "$WORK_DIR/distributed" --repeats 3 \
     --out "$WORK_DIR/distributed.md"
 # The first fine-tuning step, stock Keras compile vs compile_model (BENCHMARKS.md, "tracing").
-python "$(dirname "$0")/first_step.py" --repeats 2 --json "$WORK_DIR/first_step.json"
+python "$(dirname "$0")/first_step.py" --repeats 2 --json > "$WORK_DIR/first_step.json"
 # Exports side by side: SavedModel against LiteRT float32/float16/int8 (BENCHMARKS.md, "LiteRT").
-python "$(dirname "$0")/litert.py" --image-size 224 --calls 20 --repeats 3 --json "$WORK_DIR/litert.json"
+python "$(dirname "$0")/litert.py" --image-size 224 --calls 20 --repeats 3 --json > "$WORK_DIR/litert.json"
 # Peak memory of every memory case of the reliability probe (BENCHMARKS.md, "Memory budget").
 python "$(dirname "$0")/memory.py" --work-dir "$WORK_DIR/memory" --out "$WORK_DIR/memory.md"

@@ -3,9 +3,9 @@
 Command (the data built from the Kaggle download, or from any copy of it
 such as a 128 px one; no ImageNet weights, no GPU):
 
-    keras-geo data build --config top20 --manual-dir ~/geo
+    keras-geo data build --dataset geoguessr/top20 --manual-dir ~/geo
     keras-geo train --experiment scratch_top20 --run-dir runs/scratch_top20
-    keras-geo export --run-dir runs/scratch_top20 --out keras_geo/bundled_model
+    keras-geo export --model runs/scratch_top20 --out keras_geo/bundled_model
     python -c "from keras_geo import bundled; bundled.write_manifest('keras_geo/bundled_model')"
 
 Time and result: see docs/model_card.md (measured there, on the test split,

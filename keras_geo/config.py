@@ -44,12 +44,18 @@ class TrainConfig:
 
     dataset: str = _field("geoguessr/top20", "TFDS name geoguessr/<config> (top20, all, synthetic)")
     data_dir: str | None = _field(None, "TFDS data dir (where `keras-geo data build` wrote it)")
-    weights: str = _field("imagenet", "imagenet, none, or a local ResNet50 no-top .h5 path")
+    weights: str = _field(
+        "imagenet", "imagenet, none, or the path of a local no-top .h5 of the backbone's weights"
+    )
     image_size: int = _field(224, "square input size in pixels (>= 32)")
     epochs_frozen: int = _field(10, "feature-extraction epochs, backbone frozen (0 skips)")
-    epochs_finetune: int = _field(10, "fine-tuning epochs, conv5_* trainable (0 skips)")
+    epochs_finetune: int = _field(
+        10, "fine-tuning epochs: the backbone's last --finetune-stages stages train too (0 skips)"
+    )
     batch_size: int = _field(180, "batch size")
-    learning_rate: float = _field(1e-3, "AdamW learning rate, both phases (as the authors)")
+    learning_rate: float = _field(
+        1e-3, "AdamW learning rate of both phases, as the authors (see --finetune-learning-rate)"
+    )
     weight_decay: float = _field(1e-4, "AdamW decoupled weight decay")
     loss: Literal["haversine", "crossentropy"] = _field(
         "haversine", "haversine: cross-entropy + alpha x expected great-circle distance"

@@ -6,6 +6,7 @@ TFDS' default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
 """
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -60,7 +61,7 @@ def is_prepared(ds_builder):
 
 def build_command(dataset: str, data_dir=None) -> str:
     """The `keras-geo data build` command that prepares `dataset`."""
-    command = f"keras-geo data build --config {config_of(dataset)}"
+    command = f"keras-geo data build --dataset {DATASET_NAME}/{config_of(dataset)}"
     return command + (f" --data-dir {data_dir}" if data_dir else "")
 
 
@@ -164,10 +165,13 @@ def _build(config_name, manual_dir, data_dir, overwrite, num_workers):
     tmp_root = root / f"{_INCOMPLETE}{config.name}.{uuid.uuid4().hex}"
     tmp_builder = builder(config_name, tmp_root)
     tmp_builder.num_workers = num_workers or parallel.default_num_workers()
+    # The synthetic build takes seconds: no progress bars naming temporary folders.
+    tfds.display_progress_bar(not config.synthetic)
     try:
         _prepare(tmp_builder, manual_dir, root)
         _swap(builder(config_name, tmp_root).data_path, ds_builder.data_path, tmp_root)
     finally:
+        tfds.display_progress_bar(True)  # TFDS' default.
         shutil.rmtree(tmp_root, ignore_errors=True)
     return read_report(builder(config_name, data_dir))
 
@@ -175,7 +179,11 @@ def _build(config_name, manual_dir, data_dir, overwrite, num_workers):
 def _prepare(ds_builder, manual_dir, data_dir):
     download_config = tfds.download.DownloadConfig(manual_dir=_str(manual_dir))
     try:
-        ds_builder.download_and_prepare(download_config=download_config)
+        # TFDS prints "Downloading and preparing dataset Unknown size ... to
+        # <temporary folder>" and "... prepared to <temporary folder>" on stdout:
+        # nothing is downloaded here, and `build`'s caller reports the result.
+        with contextlib.redirect_stdout(io.StringIO()):
+            ds_builder.download_and_prepare(download_config=download_config)
     except BuildError as error:
         raise UserError(str(error)) from None
     except Exception as error:  # TFDS re-raises a full disk as RuntimeError (tf.errors inside).

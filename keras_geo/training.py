@@ -374,6 +374,7 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
     model.fit(
         train_ds,
         validation_data=val_ds,
+        shuffle=False,  # `train_ds` shuffles itself; Keras warns that it ignores shuffle=True.
         epochs=epochs,
         callbacks=callbacks,
         verbose=verbose,

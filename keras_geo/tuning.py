@@ -160,6 +160,8 @@ class GeoHyperModel(keras_tuner.HyperModel):
             train, val = training.image_datasets(config, x, validation_data)
         except UserError as error:  # E.g. no dispatcher at --data-service: same for every trial.
             raise _FatalUserError(str(error)) from error
+        # `train` shuffles itself; Keras warns that it ignores shuffle=True.
+        kwargs.setdefault("shuffle", False)
         return model.fit(train, *args, validation_data=val, callbacks=callbacks, **kwargs)
 
     def _fit_head(self, model, train, val, config, callbacks, **kwargs):
@@ -368,24 +370,46 @@ def enable_memory_growth():
 
 
 def _check_search_config(tuning_dir, settings, overwrite, role):
-    """Refuses to resume a search made with different fixed settings.
+    """Refuses to resume a search made with different fixed settings; writes `settings`.
 
     `settings` is the dict of `search_settings`; compared with
-    `runs.config_diff` field by field.
+    `runs.config_diff` field by field. A search in which no trial ended (its
+    first command failed before, e.g. on ImageNet weights it could not
+    download) takes the new settings and starts afresh, as `train` does with
+    a run directory in which nothing was trained.
+
+    Returns:
+        Whether the search starts afresh: `overwrite`, or such a search.
     """
     path = os.path.join(tuning_dir, search_space.CONFIG_FILE)
     if os.path.exists(path) and not overwrite:
         with open(path) as f:  # Fields it lacks had their default then.
             stored = {**search_settings(TrainConfig(), **_EXTRAS), **json.load(f)}
         changed = runs.config_diff(stored, settings)
-        if changed:
+        if changed and (role == "worker" or trials_ended(tuning_dir)):
             raise UserError(
                 f"{tuning_dir} holds a search with other settings ({', '.join(changed)}); "
                 "pass the same flags to resume, --overwrite to start afresh, "
                 "or another --run-dir."
             )
+        overwrite = bool(changed)
     if role != "worker":
+        if overwrite:  # Before writing the new settings: they are one of the reports.
+            tuning_report.remove_reports(tuning_dir)
         paths.write_json(path, settings)
+    return overwrite
+
+
+def trials_ended(tuning_dir):
+    """True once a trial of the search in `tuning_dir` has ended (completed or failed)."""
+    project = os.path.join(tuning_dir, search_space.PROJECT_NAME)
+    if not os.path.isdir(project):
+        return False
+    return any(
+        os.path.isfile(os.path.join(project, name, search_space.SIDE_CAR))
+        for name in os.listdir(project)
+        if name.startswith("trial_")
+    )
 
 
 # Older files lack `objective`: their searches maximised the default.
@@ -518,9 +542,7 @@ def search(
         settings = search_settings(
             config, phase=phase, epochs=epochs, max_examples=max_examples, objective=objective
         )
-        _check_search_config(tuning_dir, settings, overwrite, role)
-        if overwrite:
-            tuning_report.remove_reports(tuning_dir)
+        overwrite = _check_search_config(tuning_dir, settings, overwrite, role)
         enable_memory_growth()
         train, val, class_names = _load_data(config, max_examples)
         cache_dir = os.path.join(tuning_dir, "features") if phase == "frozen" else None

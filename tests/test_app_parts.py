@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from keras_geo import countries
@@ -43,7 +44,7 @@ def test_map_shades_by_probability_and_stars_the_top_guess():
     land = np.array([0xE9, 0xE9, 0xE6]) / 255
     np.testing.assert_allclose(pixel_colour(figure, ax, image, 35, 105), land, atol=0.02)
     france = countries.get_country("France")
-    star = np.array([0x1F, 0x4E, 0x9C]) / 255
+    star = np.array(to_rgb(worldmap.STAR))
     np.testing.assert_allclose(
         pixel_colour(figure, ax, image, france.latitude, france.longitude), star, atol=0.05
     )
@@ -56,6 +57,14 @@ def test_map_shades_by_probability_and_stars_the_top_guess():
         expected(0.05),
         atol=0.03,
     )
+
+
+def test_the_map_holds_all_of_greenland_and_the_star_stands_out_on_every_shade():
+    north = max(ring[:, 1].max() for ring in worldmap.borders()["GL"])
+    assert 83 < north < worldmap.LAT_RANGE[1] - 3
+    star = np.array(to_rgb(worldmap.STAR))
+    for p in (0.0, 0.5, 1.0):  # The palest and the darkest shades, and one between.
+        assert np.linalg.norm(star - np.array(colormaps[worldmap.CMAP](p)[:3])) > 0.6
 
 
 def test_render_map_is_an_rgb_image_of_the_requested_width():
@@ -75,8 +84,8 @@ def test_runner_up_line_gives_great_circle_km_from_the_top_guess():
         france.latitude, france.longitude, japan.latitude, japan.longitude
     )
     assert line == (
-        f"Top guess: France (60%). Runner-up guesses: Germany (30%) {km_germany:,.0f} km away, "
-        f"Japan (10%) {km_japan:,.0f} km away."
+        "Top guess: France (60%). Runner-up guesses and their distance from the top guess: "
+        f"Germany (30%) {km_germany:,.0f} km, Japan (10%) {km_japan:,.0f} km."
     )
     assert worldmap.runner_up_line(names, np.array([0.6, 0.3, 0.1]), top_k=1) == (
         "Top guess: France (60%)."
@@ -143,13 +152,13 @@ def test_gradcam_taps_inside_the_nested_resnet50_backbone():
     model = build_model(3, image_size=32, weights=None)
     cam_model = gradcam.feature_map_model(model)
     feature_map, probabilities = cam_model.outputs
-    assert tuple(feature_map.shape[1:3]) == (4, 4)  # conv5 is 1x1 at 32 px: conv3 instead.
+    assert tuple(feature_map.shape[1:3]) == (8, 8)  # conv5 is 1x1 at 32 px: conv2 instead.
     pixels = np.random.default_rng(0).uniform(0, 255, (32, 32, 3)).astype("float32")
     np.testing.assert_allclose(
         cam_model(pixels[None])[1], model(pixels[None]), rtol=1e-5, atol=1e-6
     )
     heat = gradcam.gradcam(cam_model, pixels, class_index=2)
-    assert heat.shape == (4, 4) and 0 <= heat.min() and heat.max() <= 1
+    assert heat.shape == (8, 8) and 0 <= heat.min() and heat.max() <= 1
 
 
 def test_overlay_keeps_the_image_size():

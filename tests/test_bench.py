@@ -115,13 +115,12 @@ def test_image_folder_labels_sorted_folders(tiny_kaggle):
     assert "/United States/" in samples[-1][0]
 
 
-def test_bench_baseline(tiny_kaggle, capsys, tmp_path):
-    out = tmp_path / "baseline.json"
+def test_bench_baseline(tiny_kaggle, capsys):
     flags = "--seconds 0.2 --batch-size 4 --workers 2 --image-size 32".split()
-    code = script(["baseline", *flags, "--manual-dir", str(tiny_kaggle), "--json", str(out)])
+    code = script(["baseline", *flags, "--manual-dir", str(tiny_kaggle), "--json"])
     assert code == 0
-    assert RESULT.match(last_line(capsys))
-    record = json.loads(out.read_text())
+    record = json.loads(capsys.readouterr().out)  # --json: the record alone on stdout.
+    assert record["images_per_second"] > 0
     assert record["workers"] == 2 and record["images"] % 4 == 0 and record["images"] > 0
 
 
@@ -144,64 +143,88 @@ def test_bench_input_unbuilt_dataset_names_build_command(tmp_path, capsys):
     assert "keras-geo data build" in capsys.readouterr().err
 
 
-def test_bench_train_frozen(capsys, tmp_path):
-    out = tmp_path / "frozen.json"
+def test_bench_train_frozen(capsys):
     flags = "--phase frozen --image-size 32 --batch-size 2 --steps 1".split()
-    code = main(["bench", "train", *flags, "--json", str(out)])
+    code = main(["bench", "train", *flags])
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith(("device: CPU", "device: GPU"))
     assert RESULT.match(lines[-1])
-    assert json.loads(out.read_text())["steps"] == 1
+    # --json: the details as one JSON document on stdout, nothing else.
+    assert main(["bench", "train", *flags, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["steps"] == 1 and record["phase"] == "frozen"
 
 
 def test_train_phases_train_nested_layer_sets():
     from keras_geo.bench.train import build_for_phase
 
+    variants = {
+        "frozen": ("frozen", "1"),
+        "finetune": ("finetune", "1"),
+        "full": ("finetune", "all"),
+    }
     weights = {
-        phase: {w.path for w in build_for_phase(phase, image_size=32).trainable_weights}
-        for phase in ("frozen", "finetune", "full")
+        name: {
+            w.path
+            for w in build_for_phase(phase, image_size=32, finetune_stages=stages).trainable_weights
+        }
+        for name, (phase, stages) in variants.items()
     }
     assert weights["frozen"] < weights["finetune"] < weights["full"]
     assert all("conv5_" in path or "head" in path for path in weights["finetune"])
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("phase", ["finetune", "full"])
+@pytest.mark.parametrize("phase", ["--phase finetune", "--phase finetune --finetune-stages all"])
 def test_bench_train_backward_phases(capsys, phase):
     flags = "--image-size 32 --batch-size 2 --steps 1".split()
-    code = main(["bench", "train", "--phase", phase, *flags])
+    code = main(["bench", "train", *phase.split(), *flags])
     assert code == 0
     assert RESULT.match(last_line(capsys))
 
 
-def test_bench_decode(capsys, tmp_path):
-    out = tmp_path / "decode.json"
+def test_bench_train_phase_full_is_the_hidden_old_spelling_of_every_stage(capsys, monkeypatch):
+    from keras_geo.bench import train as bench_train
+
+    seen = {}
+
+    def fake_run_train(phase, **kwargs):
+        seen.update(phase=phase, stages=kwargs["finetune_stages"])
+        return {"images_per_second": 1.0}
+
+    monkeypatch.setattr(bench_train, "run_train", fake_run_train)
+    assert main(["bench", "train", "--phase", "full", "--json"]) == 0
+    assert seen == {"phase": "finetune", "stages": "all"}
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["bench", "train", "--help"])
+    assert "--phase {frozen,finetune}" in capsys.readouterr().out
+
+
+def test_bench_decode(capsys):
     flags = "--images 2 --frame-size 96x48 --image-size 32 --seconds 0.2".split()
-    code = script(["storage", *flags, "--json", str(out)])
+    code = script(["storage", *flags])
     assert code == 0
     assert RESULT.match(last_line(capsys))
-    variants = [row["variant"] for row in json.loads(out.read_text())["rows"]]
+    assert script(["storage", *flags, "--json"]) == 0
+    variants = [row["variant"] for row in json.loads(capsys.readouterr().out)["rows"]]
     assert variants == ["full", "full-dct2", "stored"]
 
 
 def test_bench_cache(capsys, tmp_path):
-    out = tmp_path / "cache.json"
     flags = "--images 8 --image-size 32 --batch-size 4".split()
-    code = script(["cache", *flags, "--work-dir", str(tmp_path / "cache"), "--json", str(out)])
+    code = script(["cache", *flags, "--work-dir", str(tmp_path / "cache"), "--json"])
     assert code == 0
-    assert RESULT.match(last_line(capsys))
-    record = json.loads(out.read_text())
+    record = json.loads(capsys.readouterr().out)
     assert record["backbone_epoch_s"] > 0 and record["cached_epoch_s"] > 0
 
 
 def test_bench_scaling(capsys, tmp_path):
-    out = tmp_path / "scaling.json"
     flags = f"--per-country 3 --factors 1,2 --frame-size {TINY_FRAME} --image-size 32 --seconds 0.2"
-    code = script(["scaling", *flags.split(), "--work-dir", str(tmp_path), "--json", str(out)])
+    code = script(["scaling", *flags.split(), "--work-dir", str(tmp_path), "--json"])
     assert code == 0
-    assert RESULT.match(last_line(capsys))
-    rows = json.loads(out.read_text())["rows"]
+    rows = json.loads(capsys.readouterr().out)["rows"]
     assert [row["data_ratio"] for row in rows] == [1.0, 2.0]
 
 
@@ -252,16 +275,14 @@ def test_bench_report_quick(tmp_path):
         assert heading in text
 
 
-def test_bench_train_backbones_side_by_side(capsys, tmp_path):
-    out = tmp_path / "backbones.json"
+def test_bench_train_backbones_side_by_side(capsys):
     argv = ["bench", "train", "--phase", "frozen", "--image-size", "32", "--batch-size", "2"]
-    code = main(
-        [*argv, "--steps", "1", "--backbone", "vgg16", "efficientnetv2b0", "--json", str(out)]
-    )
+    code = main([*argv, "--steps", "1", "--backbone", "vgg16", "efficientnetv2b0"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "efficientnetv2b0: " in printed and "x vgg16" in printed
-    records = json.loads(out.read_text())["records"]
+    assert main([*argv, "--steps", "1", "--backbone", "vgg16", "efficientnetv2b0", "--json"]) == 0
+    records = json.loads(capsys.readouterr().out)["records"]
     assert [r["backbone"] for r in records] == ["vgg16", "efficientnetv2b0"]
     assert records[0]["parameters"] > records[1]["parameters"] > 0  # 14.7 M vs 5.9 M
     with pytest.raises(SystemExit) as exit_info:

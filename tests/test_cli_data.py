@@ -34,9 +34,12 @@ def test_build_then_plain_tfds_load_in_fresh_process(tmp_path, capsys):
     counts.update({"Netherlands": 2, "Malaysia": 1})  # Smaller: excluded.
     write_kaggle_folder(tmp_path / "kaggle" / "compressed_dataset", counts, size=24)
     data_dir = str(tmp_path / "tfds")
-    argv = ["data", "build", "--config", "top20", "--data-dir", data_dir]
+    argv = ["data", "build", "--dataset", "geoguessr/top20", "--data-dir", data_dir]
     assert main([*argv, "--manual-dir", str(tmp_path / "kaggle")]) == 0
     out = capsys.readouterr().out
+    # Nothing is downloaded, and the summary names the final folder, not TFDS' temporary one.
+    assert "Downloading" not in out and "incomplete" not in out
+    assert out.startswith("geoguessr/top20 in ")
     assert "train              40         20" in out
     assert "test               20         20" in out
     assert "excluded folders (not in this config): 2" in out
@@ -55,7 +58,7 @@ def test_build_then_plain_tfds_load_in_fresh_process(tmp_path, capsys):
 
 
 def test_build_bad_manual_dir_is_one_line_error(tmp_path, capsys):
-    argv = ["data", "build", "--config", "top20", "--data-dir", str(tmp_path)]
+    argv = ["data", "build", "--dataset", "geoguessr/top20", "--data-dir", str(tmp_path)]
     assert main([*argv, "--manual-dir", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("keras-geo: error:") and "\n" not in err
@@ -63,27 +66,27 @@ def test_build_bad_manual_dir_is_one_line_error(tmp_path, capsys):
 
 
 def test_info_unbuilt_names_the_build_command(tmp_path, capsys):
-    argv = ["data", "info", "--config", "all", "--data-dir", str(tmp_path)]
+    argv = ["data", "info", "--dataset", "geoguessr/all", "--data-dir", str(tmp_path)]
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2
-    assert "keras-geo data build --config all" in capsys.readouterr().err
+    assert "keras-geo data build --dataset geoguessr/all" in capsys.readouterr().err
 
 
 def test_info_writes_counts_and_figures(synthetic_data_dir, tmp_path):
     out = tmp_path / "info"
-    argv = ["data", "info", "--config", "synthetic", "--data-dir", synthetic_data_dir]
+    argv = ["data", "info", "--dataset", "geoguessr/synthetic", "--data-dir", synthetic_data_dir]
     assert main([*argv, "--out", str(out)]) == 0
     with open(out / "counts.csv", newline="") as fobj:
         rows = list(csv.DictReader(fobj))
     assert [row["country"] for row in rows] == TOP20
     assert {(r["train"], r["validation"], r["test"], r["total"]) for r in rows} == {
-        ("44", "3", "3", "50")
+        ("44", "10", "50", "104")
     }
     for name in ("class_distribution.png", "samples.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_build_synthetic_reuses_and_prints_summary(synthetic_data_dir, capsys):
-    argv = ["data", "build", "--config", "synthetic", "--data-dir", synthetic_data_dir]
+    argv = ["data", "build", "--dataset", "geoguessr/synthetic", "--data-dir", synthetic_data_dir]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "train             880         20" in out

@@ -108,7 +108,7 @@ def test_image_size_below_resnet_minimum(tmp_path, capsys):
 def test_dataset_never_built_names_the_build_command(tmp_path, capsys):
     argv = synthetic_argv("train", tmp_path, "--run-dir", str(tmp_path / "run"), *TINY)
     err = _fails(capsys, argv, "data build")
-    assert "--config synthetic" in err
+    assert "--dataset geoguessr/synthetic" in err
 
 
 def test_run_dir_of_another_config_is_refused(tmp_path, capsys):

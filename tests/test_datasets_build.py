@@ -16,6 +16,8 @@ from tfds_geoguessr.geoguessr.make_dummy_data import SIZE, write_kaggle_folder
 
 VERSION = str(Builder.VERSION)  # The dataset folder of this builder version.
 
+VERSION = str(Builder.VERSION)  # The dataset folder of this builder version.
+
 TOP20 = read_labels("labels_top20.txt")
 ALL = read_labels("labels_all.txt")
 
@@ -137,7 +139,7 @@ def test_default_manual_dir_missing_gives_instructions(tmp_path):
 
 
 def test_load_split_unbuilt_names_the_command(tmp_path):
-    with pytest.raises(UserError, match="keras-geo data build --config top20"):
+    with pytest.raises(UserError, match="keras-geo data build --dataset geoguessr/top20"):
         datasets.load_split("geoguessr/top20", "train", str(tmp_path))
 
 
@@ -156,9 +158,16 @@ def test_synthetic(synthetic_data_dir):
             assert image.shape == (64, 64, 3) and image.dtype == "uint8"
             labels.append(int(label))
         sizes[split] = np.bincount(labels, minlength=20).tolist()
-    assert sizes == {"train": [44] * 20, "validation": [3] * 20, "test": [3] * 20}
+    assert sizes == {"train": [44] * 20, "validation": [10] * 20, "test": [50] * 20}
     with pytest.raises(UserError, match="unknown split"):
         datasets.load_split("synthetic", "dev", synthetic_data_dir)
+
+
+def test_the_synthetic_build_prints_nothing(tmp_path, capfd):
+    """The demo's first seconds: no TFDS download line, no progress bars of temporary folders."""
+    report = datasets.build("synthetic", data_dir=str(tmp_path))
+    assert report["num_examples"] == {"train": 880, "validation": 200, "test": 1000}
+    assert capfd.readouterr() == ("", "")
 
 
 def test_ensure_synthetic_reuses_the_build(synthetic_data_dir):

@@ -112,7 +112,7 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(run_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("models") / "geo" / "1"
-    code = main(["export", "--run-dir", str(run_dir), "--out", str(out), "--top-k", "2"])
+    code = main(["export", "--model", str(run_dir), "--out", str(out), "--top-k", "2"])
     assert code == 0
     return out
 
@@ -247,7 +247,7 @@ def test_export_validates_arguments(tmp_path, kwargs, message):
 
 def test_cli_refuses_a_non_empty_out_dir(run_dir, tmp_path, capsys):
     (tmp_path / "keep.txt").write_text("x")
-    code = main(["export", "--run-dir", str(run_dir), "--out", str(tmp_path)])
+    code = main(["export", "--model", str(run_dir), "--out", str(tmp_path)])
     assert code == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (tmp_path / "keep.txt").exists()
@@ -256,7 +256,7 @@ def test_cli_refuses_a_non_empty_out_dir(run_dir, tmp_path, capsys):
 @pytest.mark.parametrize("case", ["missing", "out_is_run_dir", "bad_top_k"])
 def test_cli_rejects_bad_arguments_in_one_line(run_dir, tmp_path, capsys, case):
     argv = {
-        "missing": ["--run-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+        "missing": ["--model", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
         "out_is_run_dir": ["--run-dir", str(run_dir), "--out", str(run_dir), "--overwrite"],
         "bad_top_k": ["--run-dir", str(run_dir), "--out", str(tmp_path / "o"), "--top-k", "0"],
     }[case]

@@ -1,5 +1,7 @@
-"""`keras_geo.cli.flags`: one flag per TrainConfig field, the same in every command."""
+"""`keras_geo.cli.flags`: one flag per TrainConfig field and one spelling per idea, everywhere."""
 
+import argparse
+import collections
 import dataclasses
 import re
 
@@ -98,3 +100,107 @@ def test_bad_choice_is_an_argparse_error(capsys):
 def test_unknown_field_names_are_refused():
     with pytest.raises(ValueError, match="Unknown TrainConfig field"):
         flags.config_fields(exclude=("no_such_field",))
+
+
+# --- one spelling per idea, across every subcommand ---------------------------
+
+
+def _leaf_parsers(parser=None, path=()):
+    """Yields `(path, parser)` of every subcommand that runs (`data build`, `train`, ...)."""
+    parser = parser or cli_main.build_parser()
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        yield " ".join(path), parser
+        return
+    for name, child in groups[0].choices.items():
+        yield from _leaf_parsers(child, (*path, name))
+
+
+def _shown(parser):
+    """The options `--help` shows: `{option string: action}` (hidden aliases left out)."""
+    return {
+        option: action
+        for action in parser._actions
+        if action.help != argparse.SUPPRESS and not isinstance(action, argparse._HelpAction)
+        for option in action.option_strings
+    }
+
+
+LEAVES = dict(_leaf_parsers())
+# What each command reads a trained model from, and where it trains or evaluates one.
+READS_A_MODEL = ("export", "predict", "app")
+WRITES_A_RUN = ("train", "tune", "evaluate", "demo")
+
+
+def test_every_subcommand_is_walked():
+    assert {"data build", "data info", "train", "tune", "bench input", "bench train"} < set(LEAVES)
+    assert len(LEAVES) == 14
+
+
+def test_one_flag_name_per_idea_in_every_subcommand():
+    dest_spellings = collections.defaultdict(set)
+    for command, parser in LEAVES.items():
+        shown = _shown(parser)
+        for option, action in shown.items():
+            if not option.startswith("--no-"):
+                dest_spellings[action.dest].add(option)
+        # The dataset: `--dataset geoguessr/<config>` wherever a command takes one.
+        assert "--config" not in shown, command
+        if "--dataset" in shown:
+            assert "geoguessr/<config>" in shown["--dataset"].help, command
+        # A trained model is read from `--model`; `--run-dir` is where a run is written.
+        if command in READS_A_MODEL:
+            assert "--model" in shown and "--run-dir" not in shown, command
+        if "--run-dir" in shown:
+            assert command in WRITES_A_RUN, command
+        # JSON output: the `--json` switch prints JSON on stdout, everywhere.
+        if "--json" in shown:
+            assert shown["--json"].nargs == 0, command
+            assert "as one JSON document on stdout" in shown["--json"].help, command
+        # Phases: the same two, in training order, with the same help.
+        if "--phase" in shown:
+            assert shown["--phase"].metavar == "{frozen,finetune}", command
+            assert shown["--phase"].help.startswith(flags.PHASE_HELP), command
+        if "--split" in shown:
+            assert tuple(shown["--split"].choices) == flags.SPLITS, command
+    several = {dest: names for dest, names in dest_spellings.items() if len(names) > 1}
+    assert several == {}, "one idea, several flag names"
+
+
+def test_one_meaning_per_flag_name_in_every_subcommand():
+    """A flag name shared by subcommands takes a value in all of them or in none."""
+    kinds = collections.defaultdict(set)
+    for parser in LEAVES.values():
+        for option, action in _shown(parser).items():
+            kinds[option].add(action.nargs == 0)
+    assert {option: kind for option, kind in kinds.items() if len(kind) > 1} == {}
+
+
+def test_help_texts_name_only_flags_their_command_has():
+    """E.g. tune's --finetune-learning-rate may not default to a --learning-rate tune lacks."""
+    for command, parser in LEAVES.items():
+        options = {o for a in parser._actions for o in a.option_strings}
+        for option, action in _shown(parser).items():
+            for named in re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", action.help or ""):
+                assert named in options, f"{command} {option} help names {named}"
+
+
+def test_help_texts_hold_for_every_backbone():
+    for command, parser in LEAVES.items():
+        for option, action in _shown(parser).items():
+            text = action.help or ""
+            if option == "--backbone":
+                continue
+            assert "ResNet50" not in text and "conv5" not in text, f"{command} {option}: {text}"
+
+
+def test_hidden_aliases_of_the_old_spellings_still_work():
+    parser = cli_main.build_parser()
+    assert parser.parse_args(["data", "build", "--config", "synthetic"]).dataset == (
+        "geoguessr/synthetic"
+    )
+    assert parser.parse_args(["data", "info", "--dataset", "all", "--out", "o"]).dataset == (
+        "geoguessr/all"
+    )
+    assert parser.parse_args(["export", "--run-dir", "r", "--out", "o"]).model == "r"
+    assert parser.parse_args(["bench", "train", "--phase", "full"]).phase == "full"

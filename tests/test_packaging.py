@@ -68,3 +68,23 @@ def test_wheel_ships_only_the_user_benchmarks(wheel):
     assert {"keras_geo/bench/input.py", "keras_geo/bench/train.py"} <= names
     for study in ("baseline", "report", "scaling", "fake_kaggle", "storage", "cache"):
         assert f"keras_geo/bench/{study}.py" not in names
+
+
+def test_the_quick_starts_first_command_installs_what_its_app_line_needs():
+    """A reader runs command 1, then `keras-geo app`: the app's extra must come with command 1."""
+    import configparser
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", quick_start, re.DOTALL)
+    first_command = blocks[0].splitlines()[0]
+    assert "keras-geo demo" in first_command
+    assert blocks[1].strip() == "keras-geo app --model runs/demo"
+    (extras,) = re.findall(r"pip install '\.\[([\w,]+)\]'", first_command)
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    declared = setup["options.extras_require"]
+    installed = " ".join(declared[name] for name in extras.split(","))
+    for module in ("gradio", "fastapi", "uvicorn"):  # What `keras-geo app` checks for.
+        assert module in installed, module

@@ -125,7 +125,7 @@ def test_cli_refuses_zero_workers(tmp_path, capsys):
     from keras_geo.cli.main import main
 
     code = main(
-        ["data", "build", "--config", "synthetic", "--data-dir", str(tmp_path)]
+        ["data", "build", "--dataset", "geoguessr/synthetic", "--data-dir", str(tmp_path)]
         + ["--num-workers", "0"]
     )
     assert code == 2

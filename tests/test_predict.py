@@ -6,6 +6,7 @@ same answer from both, on good files and despite bad ones.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -158,6 +159,23 @@ def test_top_k_must_be_positive(models, images, capsys):
     code = main(["predict", "--model", str(models[0]), "--top-k", "0", str(images / "crop.png")])
     assert code == 2
     assert "--top-k" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["saved_model", "run_dir"])
+def test_a_fresh_process_prints_nothing_on_stderr_for_a_good_image(models, images, kind):
+    """No TensorFlow start-up lines (absl, cudart_stub, cuInit), no warning: a clean terminal."""
+    model_path = models[1] if kind == "saved_model" else models[0]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_geo.cli.main", "predict", "--model", str(model_path)]
+        + [str(images / "crop.png")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert str(images / "crop.png") in result.stdout
 
 
 def test_console_script_exit_code_and_no_traceback(models, images):

@@ -304,6 +304,66 @@ def test_tune_runs_resumes_and_best_json_feeds_train(synthetic_data_dir, tmp_pat
     assert config == TrainConfig().replace(**best)
 
 
+def test_overwrite_keeps_the_new_settings_so_a_changed_resume_is_refused(
+    synthetic_data_dir, tmp_path, capsys
+):
+    run_dir = tmp_path / "run"
+    stored = run_dir / "tuning" / search_space.CONFIG_FILE
+    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
+    args = list(_tune_args(synthetic_data_dir, run_dir, 1))
+    args[args.index("--image-size") + 1] = 48
+    assert _cli(*args, "--overwrite") == 0
+    assert json.loads(stored.read_text())["image_size"] == 48  # Was deleted after writing.
+    capsys.readouterr()
+    args[args.index("--epochs") + 1] = 2
+    assert _cli(*args) == 2
+    err = capsys.readouterr().err
+    assert "epochs: 1 -> 2" in err and "--overwrite" in err
+
+
+def test_a_search_that_failed_before_any_trial_ended_takes_the_corrected_command(
+    synthetic_data_dir, tmp_path, capsys, monkeypatch
+):
+    """As `train` forgives a run dir in which nothing was trained: no `--overwrite` needed."""
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+
+    run_dir = tmp_path / "run"
+    args = list(_tune_args(synthetic_data_dir, run_dir, 1))
+    args[args.index("--weights") + 1] = "imagenet"
+    with monkeypatch.context() as patch:
+        patch.setattr(keras.utils, "get_file", offline)
+        assert _cli(*args) == 2
+    assert "--weights none" in capsys.readouterr().err
+
+    assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0  # --weights none
+    assert "trial 0 (1/1) COMPLETED" in capsys.readouterr().out
+    stored = json.loads((run_dir / "tuning" / search_space.CONFIG_FILE).read_text())
+    assert stored["weights"] == "none"
+    assert tuning.trials_ended(run_dir / "tuning")
+
+
+def test_tune_takes_experiment_and_hparams_as_train_does(tmp_path, capsys, monkeypatch):
+    from keras_geo import experiments
+    from keras_geo.cli import tune as cli_tune
+
+    hparams = tmp_path / "h.json"
+    hparams.write_text(json.dumps({"image_size": 48, "loss": "crossentropy"}))
+    argv = ["tune", "--run-dir", str(tmp_path / "run"), "--experiment", "demo"]
+    argv += ["--hparams", str(hparams), "--image-size", "40"]
+    config = cli_tune.config_from_args(cli_main.build_parser().parse_args(argv))
+    # experiment < hparams < flags, as `train`; the tuned fields stay each trial's.
+    assert config == experiments.get("demo").replace(image_size=40, loss="crossentropy")
+
+    seen = {}
+    monkeypatch.setattr(tuning, "search", lambda config, run_dir, **kw: seen.update(kw))
+    assert cli_main.main([*argv, "--phase", "finetune"]) == 0
+    assert "finetune_learning_rate=0.003 fixes the fine-tuning rate" in capsys.readouterr().err
+    assert cli_main.main([*argv, "--phase", "frozen"]) == 0
+    assert capsys.readouterr().err == "" and seen["phase"] == "frozen"
+
+
 @pytest.mark.slow
 def test_best_json_trains(synthetic_data_dir, tmp_path, tiny_config):
     from keras_geo import training
@@ -571,6 +631,9 @@ def test_resume_check_compares_every_fixed_field_and_reads_older_files(tmp_path)
     settings = tuning.search_settings(config, phase="finetune", epochs=1, max_examples=None)
     assert "loss" in settings and not set(search_space.HYPERPARAMETERS) & set(settings)
     older = {k: v for k, v in settings.items() if k not in ("loss", "strategy")}
+    ended = tmp_path / search_space.PROJECT_NAME / "trial_0" / search_space.SIDE_CAR
+    ended.parent.mkdir(parents=True)
+    ended.write_text("{}")  # A trial ended: other settings are refused.
     (tmp_path / search_space.CONFIG_FILE).write_text(json.dumps(older))
     tuning._check_search_config(str(tmp_path), settings, overwrite=False, role=None)
     changed = tuning.search_settings(

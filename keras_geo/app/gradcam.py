@@ -7,17 +7,19 @@ models end in a softmax), whose gradient does not vanish when the softmax
 saturates. The feature map is the last 4-D output of the model at least
 `MIN_CELLS` wide, looked up inside a nested backbone too (our ResNet50 keeps
 `conv5_block3_out` inside the `backbone` model, pooling included; at 224 px it
-is 7x7, at 32 px 1x1, and then `conv3_block4_out`, 4x4, is used). Needs a
-Keras model: a SavedModel keeps no layer structure to tap.
+is 7x7; at 32 px it is 1x1 and conv4 2x2, so `conv2_block3_out`, 8x8, is
+used; the demo's EfficientNetV2B0 at 64 px gives its 8x8 `block3` map). Needs
+a Keras model: a SavedModel keeps no layer structure to tap.
 """
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-# Feature maps smaller than this (ResNet50's conv5 is 1x1 at 32 px) say nothing
-# about where: the last map at least this many cells wide is used instead.
-MIN_CELLS = 4
+# Feature maps smaller than this say little about where (a 4x4 map, upsampled,
+# is one blob over the whole screenshot): the last map at least this many
+# cells wide is used instead. 7: ResNet50's conv5 at its 224 px.
+MIN_CELLS = 7
 
 
 def _last_feature_map(layers):

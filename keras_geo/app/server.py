@@ -8,6 +8,7 @@
                             4xx {"error": "<one line>"}
     GET  /api/openapi.json  FastAPI's OpenAPI schema of the two (`keras_geo.app.schema`)
     GET  /api/docs          that schema rendered (Swagger UI, served locally: no CDN)
+    other methods on /api/* -> 405 {"error": ...} with an `Allow` header
     /                       the Gradio UI (`keras_geo.app.ui`), whose named endpoint
                             `/predict` answers Gradio clients with the same document
 
@@ -26,6 +27,9 @@ from keras_geo.errors import one_line
 
 OPENAPI_URL = "/api/openapi.json"  # Not /openapi.json: Gradio serves its own there.
 DOCS_URL = "/api/docs"
+# Each API route and its one method: any other method gets 405, not the UI's 404.
+API_METHODS = {"/api/health": "GET", "/api/predict": "POST"}
+_ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _MULTIPART_SLACK = 64 * 1024  # Boundaries and headers around the file in a request body.
 
 
@@ -139,6 +143,11 @@ def build_app(state):
         """The top-k countries of one screenshot, sent as multipart field `image`."""
         return await _predict_upload(state, request)
 
+    # Without these the Gradio UI mounted at "/" would answer them, with 404.
+    for path, method in API_METHODS.items():
+        others = [m for m in _ALL_METHODS if m != method]
+        app.add_api_route(path, _method_not_allowed(path, method), methods=others)
+
     return gr.mount_gradio_app(
         app,
         ui.build_blocks(state),
@@ -154,15 +163,30 @@ def build_app(state):
     )
 
 
-def _error(status, message):
+def _error(status, message, headers=None):
     from fastapi.responses import JSONResponse
 
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _method_not_allowed(path, method):
+    """A route handler answering 405, naming the one method `path` takes."""
+    import fastapi
+
+    async def answer(request: fastapi.Request):
+        return _error(
+            405,
+            f"{request.method} is not allowed on {path}: use {method}",
+            headers={"Allow": method},
+        )
+
+    return answer
 
 
 async def _predict_upload(state, request):
     from starlette.concurrency import run_in_threadpool
     from starlette.datastructures import UploadFile
+    from starlette.exceptions import HTTPException
 
     limit = state.max_upload_bytes
     too_large = f"upload too large: over the {limit / 2**20:g} MB limit (--max-upload-mb)"
@@ -173,6 +197,15 @@ async def _predict_upload(state, request):
         form = await _bounded(request, limit + _MULTIPART_SLACK).form(max_files=1, max_fields=8)
     except _BodyTooLarge:
         return _error(413, too_large)
+    except HTTPException as error:  # Starlette's parser refused the body; say why.
+        if "Too many files" in str(error.detail):
+            return _error(
+                400, f"one image per request: send a single multipart field `{UPLOAD_FIELD}`"
+            )
+        return _error(
+            400,
+            f"malformed multipart body ({error.detail}): send the file as field `{UPLOAD_FIELD}`",
+        )
     except Exception:  # noqa: BLE001 (any malformed body is the client's)
         return _error(400, f"malformed multipart body: send the file as field `{UPLOAD_FIELD}`")
     upload = form.get(UPLOAD_FIELD)

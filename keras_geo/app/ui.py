@@ -13,7 +13,7 @@ from tfds_geoguessr.geoguessr import limits
 
 INTRO = (
     "# keras-geo\n"
-    "Drop, paste or upload a GeoGuessr screenshot (JPEG, PNG or WebP, any size) "
+    "Drop, paste or upload a GeoGuessr screenshot (JPEG, PNG, GIF, BMP or WebP, any size) "
     "to see which countries the model guesses.\n\n"
     "Model: **{summary}**"
 )

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from keras_geo import countries
 
@@ -23,8 +24,9 @@ CMAP = "YlOrRd"
 LAND = "#e9e9e6"
 BORDER = "#9a9a9a"
 SEA = "#f4f8fb"
-STAR = "#1f4e9c"
-LAT_RANGE = (-58.0, 84.0)
+STAR = "#00e5ff"  # Cyan: stands out on the pale yellow and the dark red of CMAP alike.
+STAR_EDGE = "#000000"
+LAT_RANGE = (-58.0, 88.0)  # Greenland reaches 83.7 N: a margin keeps its north coast inside.
 
 
 @functools.cache
@@ -94,7 +96,9 @@ def draw_map(ax, class_names, probabilities):
         lon, lat, c = zip(*dots, strict=True)
         ax.scatter(lon, lat, s=28, c=list(c), edgecolors="#3a3a3a", linewidths=0.6, zorder=3)
     top = table[int(np.argmax(probabilities))]
-    ax.plot(top.longitude, top.latitude, marker="*", ms=16, color=STAR, mec="white", zorder=4)
+    ax.plot(
+        top.longitude, top.latitude, marker="*", ms=22, color=STAR, mec=STAR_EDGE, mew=1.2, zorder=4
+    )
     ax.set_xlim(-180, 180)
     ax.set_ylim(min(LAT_RANGE[0], *(c.latitude - 5 for c in table)), LAT_RANGE[1])
     ax.set_xticks([])
@@ -120,8 +124,8 @@ def render_map(class_names, probabilities, *, width_px=960):
     ax = figure.add_axes((0.0, 0.0, map_width, 1.0))
     norm = draw_map(ax, class_names, probabilities)
     bar_ax = figure.add_axes((map_width + 0.01, 0.1, 0.015, 0.8))
-    figure.colorbar(_mappable(norm), cax=bar_ax)
-    bar_ax.set_title("p", fontsize=9)
+    figure.colorbar(_mappable(norm), cax=bar_ax, format=PercentFormatter(xmax=1.0, decimals=0))
+    bar_ax.set_title("%", fontsize=9)  # As the list of top countries.
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
@@ -133,12 +137,12 @@ def _mappable(norm):
 
 
 def runner_up_line(class_names, probabilities, *, top_k=5):
-    """Says how far the runner-up guesses are from the top guess.
+    """Says how far the runner-up guesses are from the top guess (not from the truth).
 
     Example:
         With France 0.6, Germany 0.3 and Japan 0.1 the line reads "Top guess:
-        France (60%). Runner-up guesses: Germany (30%) 724 km away, Japan (10%)
-        9,714 km away."
+        France (60%). Runner-up guesses and their distance from the top guess:
+        Germany (30%) 724 km, Japan (10%) 9,714 km."
     """
     order = top_classes(probabilities, top_k)
     best = countries.get_country(class_names[order[0]])
@@ -147,7 +151,6 @@ def runner_up_line(class_names, probabilities, *, top_k=5):
     for i in order[1:]:
         other = countries.get_country(class_names[i])
         km = countries.haversine_km(best.latitude, best.longitude, other.latitude, other.longitude)
-        others.append(
-            f"{other.display_name} ({100 * probabilities[i]:.0f}%) {float(km):,.0f} km away"
-        )
-    return line + (f" Runner-up guesses: {', '.join(others)}." if others else "")
+        others.append(f"{other.display_name} ({100 * probabilities[i]:.0f}%) {float(km):,.0f} km")
+    heading = " Runner-up guesses and their distance from the top guess: "
+    return line + (f"{heading}{', '.join(others)}." if others else "")

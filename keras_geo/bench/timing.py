@@ -1,7 +1,8 @@
 """Timing helpers shared by the benchmarks: warm-up, a timed loop, the result line.
 
 Every benchmark ends with the line `images/s: <number>` (see `result_line`),
-which `keras-geo bench report` parses; `--json FILE` writes the details.
+which `benchmarks/report.py` parses; with `--json` a benchmark prints its
+details as one JSON document instead.
 """
 
 import collections

@@ -4,10 +4,10 @@ Steps run on in-memory random pixels (no input pipeline), so the figure is
 the model's alone, on whatever device TensorFlow sees. Phases:
 
 - `frozen`: backbone frozen, the head trains (forward pass + a tiny backward);
-- `finetune`: the backbone's last stage trains (ResNet `conv5_*`; BatchNorm
-  frozen), as `keras-geo train`;
-- `full`: every layer trainable except BatchNorm (frozen, in inference mode,
-  as in every phase), the baseline a fine-tuning step is compared with.
+- `finetune`: the backbone's last `finetune_stages` stages train (1: ResNet
+  `conv5_*`) with BatchNorm frozen, as `keras-geo train` with pretrained
+  weights; `finetune_stages="all"` trains every layer but BatchNorm, the
+  baseline a fine-tuning step is compared with.
 
 The loss is plain sparse cross-entropy: the haversine term costs a
 [B, C] x [C] product, nothing next to ResNet50.
@@ -23,8 +23,6 @@ from keras_geo import model as geo_model
 from keras_geo.bench.timing import cpu_model, rates, timed_loop
 from keras_geo.config import PHASES
 from keras_geo.errors import UserError
-
-BENCH_PHASES = (*PHASES, "full")  # "full": every layer trains, the baseline of "finetune".
 
 
 def device_description():
@@ -47,10 +45,11 @@ def build_for_phase(
     weights="none",
     mixed_precision=False,
     backbone="resnet50",
+    finetune_stages="1",
 ):
     """Builds and compiles the project's model with `phase`'s trainable layers."""
-    if phase not in BENCH_PHASES:
-        raise UserError(f"unknown phase {phase!r}; use one of {', '.join(BENCH_PHASES)}")
+    if phase not in PHASES:
+        raise UserError(f"unknown phase {phase!r}; use one of {', '.join(PHASES)}")
     model = geo_model.build_model(
         num_classes,
         backbone=backbone,
@@ -58,8 +57,8 @@ def build_for_phase(
         weights=weights,
         mixed_precision=mixed_precision,
     )
-    if phase == "full":  # every stage; BatchNorm frozen, in inference mode
-        geo_model.set_phase(model, "finetune", stages="all")
+    if phase == "finetune":  # BatchNorm frozen, in inference mode
+        geo_model.set_phase(model, phase, stages=finetune_stages)
     else:
         geo_model.set_phase(model, phase)
     geo_model.compile_model(
@@ -83,6 +82,7 @@ def run_train(
     num_classes=20,
     seed=0,
     backbone="resnet50",
+    finetune_stages="1",
 ):
     """Times `steps` training steps after 2 warm-up steps; returns a dict."""
     model = build_for_phase(
@@ -92,6 +92,7 @@ def run_train(
         weights=weights,
         mixed_precision=mixed_precision,
         backbone=backbone,
+        finetune_stages=finetune_stages,
     )
     rng = np.random.default_rng(seed)
     images = rng.uniform(0, 255, (batch_size, image_size, image_size, 3)).astype("float32")
@@ -106,6 +107,7 @@ def run_train(
     return {
         "benchmark": "train",
         "phase": phase,
+        "finetune_stages": finetune_stages if phase == "finetune" else None,
         "backbone": backbone,
         "parameters": model.count_params(),
         "device": device_description(),

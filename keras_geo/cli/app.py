@@ -49,7 +49,7 @@ def add_parser(subparsers):
         metavar="N",
         help="most concurrent requests per model call; 1 turns batching off (default: 8)",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, tf_min_log_level="3")  # Bad uploads get our one line.
 
 
 def _check_args(args):
@@ -86,10 +86,8 @@ def _check_extra():
 
 
 def run(args):
-    import os
     import sys
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _check_args(args)
     if args.host not in LOCAL_HOSTS:
         print(

@@ -2,20 +2,23 @@
 
 `input`: the training input pipeline from the built dataset; `train`:
 training steps of one phase on in-memory tensors (like `tfds.benchmark`,
-what a user runs to size a machine). The studies behind BENCHMARKS.md (the
-paper-pipeline baseline, storage, feature cache, scaling, the report) are
-scripts in the repository's `benchmarks/` folder.
+what a user runs to size a machine). `--json` prints the details as one JSON
+document instead. The studies behind BENCHMARKS.md (the paper-pipeline
+baseline, storage, feature cache, scaling, the report) are scripts in the
+repository's `benchmarks/` folder.
 """
 
+import json
+
 from keras_geo.cli import flags
-from keras_geo.config import PHASES, TrainConfig, choices
+from keras_geo.config import TrainConfig, choices
 
 DEFAULT_SECONDS = 15.0
 # The TrainConfig fields `bench input` and `bench train` take, as `train` spells them
 # (and as `run_input` and `run_train` name their parameters).
 _INPUT_FIELDS = ("dataset", "data_dir", "batch_size", "image_size", "flip")
 _INPUT_DEFAULTS = TrainConfig(batch_size=64)
-_TRAIN_FIELDS = ("image_size", "batch_size", "weights", "mixed_precision")
+_TRAIN_FIELDS = ("image_size", "batch_size", "weights", "mixed_precision", "finetune_stages")
 _TRAIN_DEFAULTS = TrainConfig(batch_size=16, weights="none")
 
 
@@ -32,7 +35,7 @@ def add_parser(subparsers):
 
 
 def add_output_args(parser, *, seconds=True):
-    """Adds `--seconds` (timed duration) and `--json` (details file)."""
+    """Adds `--seconds` (timed duration) and `--json` (the details on stdout, as JSON)."""
     if seconds:
         parser.add_argument(
             "--seconds",
@@ -40,12 +43,12 @@ def add_output_args(parser, *, seconds=True):
             default=DEFAULT_SECONDS,
             help="timed duration after warm-up (default %(default)s)",
         )
-    parser.add_argument("--json", metavar="FILE", help="also write the details as JSON")
+    flags.add_json_flag(parser, "the details")
 
 
 def _add_input(commands):
     p = commands.add_parser("input", help="training input pipeline from the built dataset")
-    p.add_argument("--split", default="train")
+    flags.add_split_flag(p, default="train")
     flags.add_config_flags(p, only=_INPUT_FIELDS, defaults=_INPUT_DEFAULTS)
     add_output_args(p)
     p.set_defaults(func=_run_input)
@@ -53,7 +56,7 @@ def _add_input(commands):
 
 def _add_train(commands):
     p = commands.add_parser("train", help="training steps of one phase on random tensors")
-    p.add_argument("--phase", choices=(*PHASES, "full"), default="finetune")
+    flags.add_phase_flag(p, default="finetune", hidden=("full",))
     p.add_argument("--steps", type=positive_int, default=5, help="timed steps (after 2 warm-up)")
     flags.add_config_flags(p, only=_TRAIN_FIELDS, defaults=_TRAIN_DEFAULTS)
     p.add_argument(
@@ -70,11 +73,13 @@ def _add_train(commands):
 
 
 def finish(record, args):
-    """Writes `--json` and prints the `images/s:` line every benchmark ends with."""
-    from keras_geo.bench.timing import result_line, write_json
+    """Prints the `images/s:` line every benchmark ends with, or (`--json`) the record as JSON."""
+    from keras_geo.bench.timing import result_line
 
-    write_json(args.json, record)
-    print(result_line(record["images_per_second"]))
+    if args.json:
+        print(json.dumps(record, indent=2, sort_keys=True))
+    else:
+        print(result_line(record["images_per_second"]))
 
 
 def _config_fields(args, fields, defaults):
@@ -88,37 +93,48 @@ def _run_input(args):
 
     fields = _config_fields(args, _INPUT_FIELDS, _INPUT_DEFAULTS)
     record = run_input(split=args.split, seconds=args.seconds, **fields)
-    print(
-        f"{record['images']} images in {record['seconds']:.1f} s, "
-        f"{record['images_per_cpu_second']:.1f} images per CPU-second"
-    )
+    if not args.json:
+        print(
+            f"{record['images']} images in {record['seconds']:.1f} s, "
+            f"{record['images_per_cpu_second']:.1f} images per CPU-second"
+        )
     finish(record, args)
 
 
 def _run_train(args):
-    from keras_geo.bench.timing import write_json
     from keras_geo.bench.train import run_train
 
     fields = _config_fields(args, _TRAIN_FIELDS, _TRAIN_DEFAULTS)
+    if args.phase == "full":  # The spelling of 0.x, kept for one release.
+        args.phase, fields["finetune_stages"] = "finetune", "all"
     records = []
     for name in args.backbone:
         record = run_train(args.phase, steps=args.steps, backbone=name, **fields)
-        print(f"device: {record['device']}")
-        print(
-            f"{name} phase {record['phase']}: {record['parameters']:,} parameters "
-            f"({record['trainable_parameters']:,} trainable), {record['steps']} steps "
-            f"in {record['seconds']:.1f} s, {record['images_per_second']:.1f} images/s",
-            flush=True,
-        )
+        if not args.json:
+            print(f"device: {record['device']}")
+            print(
+                f"{name} phase {_phase(record)}: "
+                f"{record['parameters']:,} parameters "
+                f"({record['trainable_parameters']:,} trainable), {record['steps']} steps "
+                f"in {record['seconds']:.1f} s, {record['images_per_second']:.1f} images/s",
+                flush=True,
+            )
         records.append(record)
     if len(records) == 1:
         finish(records[0], args)
         return
-    write_json(args.json, {"benchmark": "train", "records": records})
+    if args.json:
+        print(json.dumps({"benchmark": "train", "records": records}, indent=2, sort_keys=True))
+        return
     base = records[0]["images_per_second"]
     for record in records:
         ratio = record["images_per_second"] / base
         print(f"{record['backbone']:>18}: {ratio:.2f}x {records[0]['backbone']}")
+
+
+def _phase(record):
+    stages = record["finetune_stages"]
+    return record["phase"] + (f" (stages {stages})" if stages else "")
 
 
 def positive_int(text):

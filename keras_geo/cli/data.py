@@ -1,6 +1,9 @@
 """`keras-geo data build|info`: build the geoguessr dataset and describe it."""
 
+import argparse
+
 CONFIGS = ("top20", "all", "synthetic")
+DATASETS = tuple(f"geoguessr/{config}" for config in CONFIGS)
 
 
 def add_parser(subparsers):
@@ -8,7 +11,7 @@ def add_parser(subparsers):
     actions = parser.add_subparsers(dest="data_command", metavar="ACTION")
     actions.required = True
 
-    build = actions.add_parser("build", help="build geoguessr/CONFIG from the Kaggle download")
+    build = actions.add_parser("build", help="build a geoguessr dataset from the Kaggle download")
     _add_common(build)
     build.add_argument(
         "--manual-dir",
@@ -34,21 +37,39 @@ def add_parser(subparsers):
 
 
 def _add_common(parser):
-    parser.add_argument("--config", default="top20", choices=CONFIGS)
+    parser.add_argument(
+        "--dataset",
+        type=dataset_name,
+        default=DATASETS[0],
+        metavar="{" + ",".join(DATASETS) + "}",
+        help="TFDS name geoguessr/<config>, as `train --dataset` (default: %(default)s)",
+    )
+    # The spelling of 0.x (`--config top20`), kept for one release.
+    parser.add_argument("--config", dest="dataset", type=dataset_name, help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help="TFDS data dir (default: ~/tensorflow_datasets)")
+
+
+def dataset_name(text):
+    """`geoguessr/top20` (or plain `top20`) -> `geoguessr/top20`; an argparse error otherwise."""
+    name = text if "/" in text else f"geoguessr/{text}"
+    if name not in DATASETS:
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(DATASETS)})"
+        )
+    return name
 
 
 def run_build(args):
     from keras_geo import datasets
 
     report = datasets.build(
-        args.config,
+        args.dataset,
         manual_dir=args.manual_dir,
         data_dir=args.data_dir,
         overwrite=args.overwrite,
         num_workers=args.num_workers,
     )
-    print(format_summary(f"geoguessr/{args.config}", report))
+    print(format_summary(args.dataset, report))
 
 
 def run_info(args):
@@ -56,7 +77,7 @@ def run_info(args):
 
     paths.check_writable(args.out, "--out")
 
-    result = data_report.write_info(args.config, args.data_dir, args.out)
+    result = data_report.write_info(args.dataset, args.data_dir, args.out)
     for key in ("counts", "class_distribution", "samples"):
         print(f"wrote {result[key]}")
 

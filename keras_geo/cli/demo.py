@@ -6,6 +6,8 @@ from random weights, every layer fine-tuned), evaluates it on the test split
 and prints where the run directory, metrics and figures are. Rerunning resumes or reuses the run.
 """
 
+from keras_geo.cli import flags
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -13,12 +15,15 @@ def add_parser(subparsers):
         help="train and evaluate a small model on synthetic data (CPU, minutes)",
         description=__doc__.split("\n\n", 1)[1],
     )
-    parser.add_argument("--run-dir", default="runs/demo", help="default: runs/demo")
+    parser.add_argument(
+        "--run-dir", default=None, help="default: runs/demo (runs/demo-seed-N for --seed N > 0)"
+    )
     parser.add_argument(
         "--data-dir",
         default=None,
         help="TFDS data dir for the synthetic dataset (default: TFDS')",
     )
+    flags.add_config_flags(parser, only=("seed",))
     parser.set_defaults(func=run)
 
 
@@ -26,7 +31,8 @@ def run(args):
     from keras_geo import datasets, experiments, training
     from keras_geo.cli.train import _print_summary
 
+    config = experiments.get("demo").replace(data_dir=args.data_dir, **flags.config_overrides(args))
+    run_dir = args.run_dir or ("runs/demo" if config.seed == 0 else f"runs/demo-seed-{config.seed}")
     datasets.ensure_synthetic(args.data_dir)
-    config = experiments.get("demo").replace(data_dir=args.data_dir)
-    training.train(config, args.run_dir)
-    _print_summary(args.run_dir)
+    training.train(config, run_dir)
+    _print_summary(run_dir)

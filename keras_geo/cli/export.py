@@ -1,5 +1,7 @@
 """`keras-geo export`: write a trained model as a self-contained SavedModel or LiteRT file."""
 
+import argparse
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -7,7 +9,7 @@ def add_parser(subparsers):
         help="export a trained model as a SavedModel (image bytes) or a LiteRT file",
         description=(
             "Write a TensorFlow SavedModel whose `serving_default` signature takes "
-            "encoded JPEG/PNG bytes of any size (`image_bytes`) and returns "
+            "encoded JPEG, PNG, GIF, BMP or WebP bytes of any size (`image_bytes`) and returns "
             "`probabilities`, `top_k_countries` and `top_k_probabilities`; "
             "`serve_pixels` takes uint8 [N, H, W, 3]; `metadata` returns the class "
             "names and country coordinates. With --format tflite, write a LiteRT "
@@ -16,12 +18,14 @@ def add_parser(subparsers):
             "plus `class_names`."
         ),
     )
-    parser.add_argument(
-        "--run-dir",
-        required=True,
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument(
+        "--model",
         metavar="PATH",
-        help="run directory (or a .keras file) to export",
+        help="the trained model to export: a run directory or a .keras file",
     )
+    # The spelling of 0.x (`export --run-dir`), kept for one release.
+    model.add_argument("--run-dir", dest="model", help=argparse.SUPPRESS)
     parser.add_argument(
         "--out",
         required=True,
@@ -80,14 +84,12 @@ def run(args):
     check_views(args.tta)
     _check_format_flags(args)
 
-    source = pathlib.Path(args.run_dir)
+    source = pathlib.Path(args.model)
     if not source.exists():
-        raise UserError(
-            f"--run-dir {source} does not exist: pass a run directory or a .keras file."
-        )
+        raise UserError(f"--model {source} does not exist: pass a run directory or a .keras file.")
     out = pathlib.Path(args.out)
     if _inside(source, out):
-        raise UserError(f"--out {out} holds --run-dir {source}: choose another --out.")
+        raise UserError(f"--out {out} holds --model {source}: choose another --out.")
     if args.format == "tflite":
         return _run_litert(args, source, out)
     export.check_out_dir(out, args.overwrite)  # Before the slow model load.

@@ -1,16 +1,20 @@
-"""Command-line flags made from `TrainConfig`'s fields, one way for every command.
+"""Command-line flags spelled one way for every command.
 
-Each field `name` becomes `--name-with-dashes`: its type from the annotation,
-its help from `metadata["help"]`, its choices from a `Literal` annotation,
-and a bool becomes `--x/--no-x`. Every flag defaults to None ("not given"),
-so a command layers the given flags over its own base config:
+Each `TrainConfig` field `name` becomes `--name-with-dashes`: its type from
+the annotation, its help from `metadata["help"]`, its choices from a
+`Literal` annotation, and a bool becomes `--x/--no-x`. Every flag defaults to
+None ("not given"), so a command layers the given flags over its own base
+config:
 
     parser = argparse.ArgumentParser()
     add_config_flags(parser, exclude=("seed",))
     config = TrainConfig().replace(**config_overrides(parser.parse_args()))
 
 A new `TrainConfig` field needs no command-line code: `train`, `tune` and
-`bench train` pick it up, spelled the same.
+`bench train` pick it up, spelled the same. The flags of an idea that is not
+a field (`--phase`, `--split`, `--json`) come from one function each here.
+`tests/test_flags.py` walks every subcommand's parser and checks that each
+idea has one spelling.
 """
 
 import argparse
@@ -18,7 +22,13 @@ import dataclasses
 import types
 import typing
 
-from keras_geo.config import TrainConfig, choices
+from keras_geo.config import PHASES, TrainConfig, choices
+
+SPLITS = ("train", "validation", "test")
+PHASE_HELP = (
+    "frozen: the backbone frozen, only the head trains (feature extraction); "
+    "finetune: the backbone's last --finetune-stages stages train too"
+)
 
 _PARSERS_FIELDS = "_config_fields"  # Where a parser remembers the fields it was given.
 
@@ -37,7 +47,7 @@ def config_fields(*, only=None, exclude=()):
     ]
 
 
-def add_config_flags(parser, *, only=None, exclude=(), defaults=None):
+def add_config_flags(parser, *, only=None, exclude=(), defaults=None, helps=None):
     """Adds one flag per selected `TrainConfig` field to `parser`, each defaulting to None.
 
     Args:
@@ -46,8 +56,11 @@ def add_config_flags(parser, *, only=None, exclude=(), defaults=None):
         exclude: Field names to leave out (e.g. those a command sets itself).
         defaults: The `TrainConfig` whose values the help shows as defaults;
             None: `TrainConfig()`.
+        helps: `{field: help}` where a command means a field differently
+            (none of them shows a default).
     """
     defaults = defaults or TrainConfig()
+    helps = helps or {}
     hints = typing.get_type_hints(TrainConfig)
     group = parser.add_argument_group("config (TrainConfig fields)")
     selected = config_fields(only=only, exclude=exclude)
@@ -55,6 +68,7 @@ def add_config_flags(parser, *, only=None, exclude=(), defaults=None):
         kind = _value_type(hints[field.name])
         default = getattr(defaults, field.name)
         text = field.metadata["help"] + ("" if default is None else f" (default: {default})")
+        text = helps.get(field.name, text)
         kwargs = dict(dest=field.name, default=None, help=text)
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -64,6 +78,33 @@ def add_config_flags(parser, *, only=None, exclude=(), defaults=None):
             kwargs["type"] = kind
         group.add_argument("--" + field.name.replace("_", "-"), **kwargs)
     parser.set_defaults(**{_PARSERS_FIELDS: [field.name for field in selected]})
+
+
+def add_phase_flag(parser, *, default, hidden=()):
+    """Adds `--phase {frozen,finetune}`; `hidden` values are accepted but not shown."""
+    parser.add_argument(
+        "--phase",
+        choices=(*PHASES, *hidden),
+        default=default,
+        metavar="{" + ",".join(PHASES) + "}",
+        help=f"{PHASE_HELP} (default: %(default)s)",
+    )
+
+
+def add_split_flag(parser, *, default):
+    """Adds `--split {train,validation,test}`."""
+    parser.add_argument(
+        "--split", choices=SPLITS, default=default, help="dataset split (default: %(default)s)"
+    )
+
+
+def add_json_flag(parser, what):
+    """Adds the `--json` switch: print `what` as one JSON document on stdout, not as text."""
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help=f"print {what} as one JSON document on stdout instead of text",
+    )
 
 
 def config_overrides(args):

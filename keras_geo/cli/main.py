@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 
-from keras_geo import __version__, settings
+from keras_geo import __version__, console, settings
 from keras_geo.errors import StorageError, UserError
 
 # A write that failed for lack of space or permission, wherever it happened.
@@ -56,13 +56,15 @@ def build_parser():
 
 
 def main(argv=None):
-    # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not
-    # for CLI users; `TF_CPP_MIN_LOG_LEVEL=0 keras-geo ...` brings it back.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         settings.check_environment()  # Once, before any work: one line, not a failure later.
+        # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) is not
+        # for CLI users; `TF_CPP_MIN_LOG_LEVEL=0 keras-geo ...` brings it back.
+        # A subcommand may hide TensorFlow's errors too (`tf_min_log_level`).
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", getattr(args, "tf_min_log_level", "2"))
+        console.quiet_tensorflow_startup()
         return args.func(args) or 0
     except UserError as error:
         print(f"keras-geo: error: {error}", file=sys.stderr)

@@ -1,5 +1,7 @@
 """`keras-geo predict`: name the countries of screenshots."""
 
+from keras_geo.cli import flags
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -21,7 +23,9 @@ def add_parser(subparsers):
         metavar="PATH",
         help="SavedModel, .tflite, run dir or .keras file (default: the bundled model)",
     )
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG or PNG files, any size")
+    parser.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="JPEG, PNG, GIF, BMP or WebP files, any size"
+    )
     parser.add_argument(
         "--top-k",
         type=int,
@@ -29,9 +33,7 @@ def add_parser(subparsers):
         metavar="K",
         help="countries per image (default: 5)",
     )
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON document instead of a table"
-    )
+    flags.add_json_flag(parser, "the predictions and errors")
     parser.add_argument(
         "--tta",
         type=int,
@@ -40,17 +42,14 @@ def add_parser(subparsers):
         help="average over N deterministic test-time views, no flips (a run dir or "
         ".keras; a SavedModel has those of its export)",
     )
-    parser.set_defaults(func=run)
+    # TensorFlow's C++ decoder logs would repeat our one-line errors; a user
+    # who wants them sets TF_CPP_MIN_LOG_LEVEL=0.
+    parser.set_defaults(func=run, tf_min_log_level="3")
 
 
 def run(args):
     import json
-    import os
     import sys
-
-    # TensorFlow's C++ decoder logs would repeat our one-line errors; a user
-    # who wants them sets TF_CPP_MIN_LOG_LEVEL=0.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
     from keras_geo.errors import UserError
 

@@ -29,14 +29,19 @@ def add_parser(subparsers):
 def add_train_arguments(parser):
     """Adds the training flags (every default None: "not given")."""
     parser.add_argument("--run-dir", required=True, help="run directory (created or resumed)")
-    parser.add_argument("--experiment", help="start from keras_geo.experiments.NAME")
-    parser.add_argument("--hparams", help="JSON file of TrainConfig field overrides")
+    add_recipe_flags(parser)
     parser.add_argument(
         "--overwrite",
         action="store_true",
         help="start afresh: delete what a previous run trained into RUN_DIR (keeps tuning/)",
     )
     flags.add_config_flags(parser)
+
+
+def add_recipe_flags(parser):
+    """Adds `--experiment NAME` and `--hparams FILE` (`train` and `tune`)."""
+    parser.add_argument("--experiment", help="start from keras_geo.experiments.NAME")
+    parser.add_argument("--hparams", help="JSON file of TrainConfig field overrides")
 
 
 def run(args):
@@ -50,15 +55,19 @@ def run(args):
     _print_summary(args.run_dir)
 
 
-def resolve_config(args):
-    """Returns the `TrainConfig` of experiment < hparams file < explicit flags."""
+def resolve_config(args, *, resume=True):
+    """Returns the `TrainConfig` of experiment < hparams file < explicit flags.
+
+    With no `--experiment`, the base is the run directory's stored config
+    when `resume` (train), else `TrainConfig()` (tune).
+    """
     from keras_geo import experiments, runs
     from keras_geo.config import TrainConfig
 
     if args.experiment:
         config = experiments.get(args.experiment)
     else:
-        config = runs.stored_config(args.run_dir) or TrainConfig()
+        config = (resume and runs.stored_config(args.run_dir)) or TrainConfig()
     if args.hparams:
         try:
             config = config.replace(**read_hparams(args.hparams))

@@ -10,18 +10,23 @@ Examples:
     # Best by mean per-country recall instead, with a cosine schedule:
     keras-geo tune --dataset geoguessr/top20 --run-dir runs/tune_bal \\
         --objective val_balanced_accuracy --lr-schedule cosine --warmup-epochs 1
+    # A recipe's fixed settings, searched around (as `train --experiment`):
+    keras-geo tune --experiment demo --phase frozen --run-dir runs/tune_demo
 
-Rerunning the same command resumes; `--overwrite` starts afresh. For a
+Fixed settings: defaults < --experiment < --hparams < flags, as in `train`;
+the tuned fields and the epochs of a recipe are each trial's. Rerunning the
+same command resumes; `--overwrite` starts afresh. For a
 distributed search run the same command in every process with
 KERASTUNER_TUNER_ID (chief, tuner0, tuner1, ...), KERASTUNER_ORACLE_IP and
 KERASTUNER_ORACLE_PORT set, all sharing one --run-dir.
 """
 
 import argparse
+import sys
 
 from keras_geo import search_space
 from keras_geo.cli import flags
-from keras_geo.config import TrainConfig
+from keras_geo.cli import train as cli_train
 
 # TrainConfig fields `tune` does not take as flags: the tuned ones, and the
 # epochs, which `--phase` and `--epochs` set.
@@ -41,24 +46,19 @@ def add_parser(subparsers):
     parser = subparsers.add_parser(
         "tune",
         help="random search of batch size, learning rate, weight decay and alpha",
-        description=__doc__.split("\n\n", 1)[0],
+        description=__doc__,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--run-dir", required=True, help="results go to RUN_DIR/tuning/")
+    cli_train.add_recipe_flags(parser)
     parser.add_argument(
         "--max-trials", type=int, default=30, help="default: %(default)s (the paper)"
     )
     parser.add_argument(
         "--epochs", type=int, default=10, help="epochs per trial (default: %(default)s)"
     )
-    parser.add_argument(
-        "--phase",
-        choices=("finetune", "frozen"),
-        default="finetune",
-        help="finetune: conv5_* + head train (the paper's search); "
-        "frozen: head only, on cached backbone features (default: %(default)s)",
-    )
+    flags.add_phase_flag(parser, default="finetune")
     parser.add_argument(
         "--objective",
         choices=search_space.OBJECTIVES,
@@ -80,19 +80,32 @@ def add_parser(subparsers):
     )
     # Every TrainConfig field but the tuned ones and the epochs (--phase, --epochs)
     # is a fixed setting of the search.
-    flags.add_config_flags(parser, exclude=SET_BY_SEARCH)
+    flags.add_config_flags(parser, exclude=SET_BY_SEARCH, helps=_HELPS)
     parser.set_defaults(func=run)
+
+
+_HELPS = {
+    "finetune_learning_rate": "fine-tuning learning rate; set, it replaces each trial's tuned "
+    "learning rate in the finetune phase (default: the trial's)",
+}
 
 
 def config_from_args(args):
     """The fixed (not tuned) settings of the search as a `TrainConfig`."""
-    return TrainConfig().replace(**flags.config_overrides(args))
+    return cli_train.resolve_config(args, resume=False)
 
 
 def run(args):
     from keras_geo import tuning
 
     config = config_from_args(args)
+    if args.phase == "finetune" and config.finetune_learning_rate is not None:
+        print(
+            f"keras-geo: warning: finetune_learning_rate={config.finetune_learning_rate:g} "
+            "fixes the fine-tuning rate, so the searched learning_rate has no effect in "
+            "--phase finetune; give a recipe without it, or --phase frozen.",
+            file=sys.stderr,
+        )
     best = tuning.search(
         config,
         args.run_dir,

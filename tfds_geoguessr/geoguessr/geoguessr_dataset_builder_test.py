@@ -21,7 +21,7 @@ class GeoguessrTop20Test(tfds.testing.DatasetBuilderTestCase):
 class GeoguessrSyntheticTest(tfds.testing.DatasetBuilderTestCase):
     DATASET_CLASS = geoguessr_dataset_builder.Builder
     BUILDER_CONFIG_NAMES_TO_TEST = ["synthetic"]
-    SPLITS = {"train": 880, "validation": 60, "test": 60}
+    SPLITS = {"train": 880, "validation": 200, "test": 1000}
 
 
 if __name__ == "__main__":
