@@ -163,9 +163,10 @@ def main(argv=None):
     p.add_argument("--repeats", type=common.positive_int, default=3, help="rounds; best kept")
     p.add_argument("--backbone", choices=backbones.NAMES, default="resnet50")
     args = p.parse_args(argv)
-    print("| export | size MB | x smaller | model call ms | x faster | CPU ms | x less CPU "
-          "| predict ms (1536x662 JPEG) | x faster |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    if not args.json:
+        print("| export | size MB | x smaller | model call ms | x faster | CPU ms | x less CPU "
+              "| predict ms (1536x662 JPEG) | x faster |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     common.report(
         args,
         run_litert,

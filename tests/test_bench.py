@@ -291,7 +291,7 @@ def test_bench_train_backbones_side_by_side(capsys):
     assert "invalid choice: 'resnet5'" in capsys.readouterr().err
 
 
-def test_litert_measures_every_export_beside_the_saved_model(monkeypatch, capsys, tmp_path):
+def test_litert_measures_every_export_beside_the_saved_model(monkeypatch, capsys):
     import keras
 
     from keras_geo import model as geo_model
@@ -303,11 +303,11 @@ def test_litert_measures_every_export_beside_the_saved_model(monkeypatch, capsys
         return keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
 
     monkeypatch.setattr(geo_model, "build_model", tiny_model)
-    out = tmp_path / "litert.json"
-    argv = ["litert", "--image-size", "32", "--calls", "2", "--repeats", "1", "--json", str(out)]
+    argv = ["litert", "--image-size", "32", "--calls", "2", "--repeats", "1"]
     assert script(argv) == 0
     assert RESULT.match(last_line(capsys))
-    rows = json.loads(out.read_text())["rows"]
+    assert script([*argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]  # --json: the record alone on stdout.
     assert [row["export"] for row in rows] == [
         "SavedModel", "LiteRT float32", "LiteRT float16", "LiteRT dynamic int8",
     ]  # fmt: skip

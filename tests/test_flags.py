@@ -162,7 +162,8 @@ def test_one_flag_name_per_idea_in_every_subcommand():
             assert shown["--phase"].metavar == "{frozen,finetune}", command
             assert shown["--phase"].help.startswith(flags.PHASE_HELP), command
         if "--split" in shown:
-            assert tuple(shown["--split"].choices) == flags.SPLITS, command
+            choices = tuple(shown["--split"].choices)
+            assert choices == tuple(s for s in flags.SPLITS if s in choices), command
     several = {dest: names for dest, names in dest_spellings.items() if len(names) > 1}
     assert several == {}, "one idea, several flag names"
 

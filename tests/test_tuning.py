@@ -338,7 +338,7 @@ def test_a_search_that_failed_before_any_trial_ended_takes_the_corrected_command
     assert "--weights none" in capsys.readouterr().err
 
     assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0  # --weights none
-    assert "trial 0 (1/1) COMPLETED" in capsys.readouterr().out
+    assert "Trial 1/1 COMPLETED" in capsys.readouterr().out
     stored = json.loads((run_dir / "tuning" / search_space.CONFIG_FILE).read_text())
     assert stored["weights"] == "none"
     assert tuning.trials_ended(run_dir / "tuning")

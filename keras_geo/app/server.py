@@ -146,7 +146,9 @@ def build_app(state):
     # Without these the Gradio UI mounted at "/" would answer them, with 404.
     for path, method in API_METHODS.items():
         others = [m for m in _ALL_METHODS if m != method]
-        app.add_api_route(path, _method_not_allowed(path, method), methods=others)
+        app.add_api_route(
+            path, _method_not_allowed(path, method), methods=others, include_in_schema=False
+        )
 
     return gr.mount_gradio_app(
         app,

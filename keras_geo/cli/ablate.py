@@ -1,4 +1,4 @@
-"""`keras-geo ablate`: train experiment variants side by side, compare their test metrics.
+"""`keras-geo ablate`: train experiment variants side by side, compare them on validation.
 
 Each VARIANT is `EXPERIMENT[:field=value,...]` (TrainConfig fields), e.g.
 
@@ -15,6 +15,9 @@ every variant first (e.g. a smoke run with fewer epochs).
 """
 
 
+from keras_geo.cli import flags
+
+
 def add_parser(subparsers):
     parser = subparsers.add_parser(
         "ablate",
@@ -25,11 +28,11 @@ def add_parser(subparsers):
     parser.add_argument("variants", nargs="+", metavar="VARIANT", help="EXPERIMENT[:f=v,...]")
     parser.add_argument("--out", required=True, help="parent directory of the runs")
     parser.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS')")
-    parser.add_argument(
-        "--split",
+    flags.add_split_flag(
+        parser,
         default="validation",
         choices=("validation", "test"),
-        help="split compared (default: validation; never choose by test)",
+        help="split compared, never choose by test",
     )
     parser.add_argument(
         "--set",

@@ -91,10 +91,10 @@ def add_phase_flag(parser, *, default, hidden=()):
     )
 
 
-def add_split_flag(parser, *, default):
-    """Adds `--split {train,validation,test}`."""
+def add_split_flag(parser, *, default, choices=SPLITS, help="dataset split"):
+    """Adds `--split` with `choices`, a subset of {train,validation,test} in that order."""
     parser.add_argument(
-        "--split", choices=SPLITS, default=default, help="dataset split (default: %(default)s)"
+        "--split", choices=choices, default=default, help=f"{help} (default: %(default)s)"
     )
 
 
