@@ -210,7 +210,7 @@ class GeoTuner(keras_tuner.Tuner):
     for workers of a distributed search, and one line is printed per trial,
     numbered as KerasTuner numbers it ("Trial 3" is `trial_2`). The project
     stays KerasTuner's own: `keras_tuner.RandomSearch(..., overwrite=False)`
-    reloads it (README, "Reload with KerasTuner alone").
+    reloads it (docs/tuning.md, "Reload with KerasTuner alone").
 
     The checkpoint and the space override or call KerasTuner's private
     `_populate_initial_space` and `_build_and_fit_model` (both kept "for

@@ -5,7 +5,7 @@ directory and exported as a SavedModel and as the three LiteRT variants. The
 LiteRT interpreter (`ai-edge-litert`) runs each file in a fresh process that
 imports neither TensorFlow nor keras-geo, and through `keras-geo predict`;
 every variant's top-1 must equal the SavedModel's on every test image, and its
-probabilities be within the variant's tolerance (`TOLERANCE`, README).
+probabilities be within the variant's tolerance (`TOLERANCE`, docs/serving.md).
 """
 
 import io
@@ -206,7 +206,7 @@ def test_the_readmes_litert_snippet_runs_with_litert_alone(exports, tmp_path):
     import pathlib
     import re
 
-    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "serving.md").read_text()
     section = readme[readme.index("With LiteRT alone, as on a") :]
     snippet = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     shot = tmp_path / "shot.jpg"

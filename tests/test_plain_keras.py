@@ -3,7 +3,7 @@
 `keras.saving.load_model(path, compile=False)` in a fresh interpreter that
 imports `keras` and NumPy only must give the probabilities keras-geo gives.
 `compile=False`: the training state names keras-geo's optimizer, loss and
-metrics, which only keras-geo registers (README, "Plain Keras").
+metrics, which only keras-geo registers (docs/serving.md, "Plain Keras").
 """
 
 import subprocess

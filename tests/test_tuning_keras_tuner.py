@@ -2,7 +2,7 @@
 
 A toy search (a dense model compiled with the project's metrics, 32 examples)
 runs through `tuning.make_tuner` and `tuning.run_tuner`, as `keras-geo tune`
-does; the README's reload snippet then runs in a fresh process that imports
+does; the reload snippet of docs/tuning.md then runs in a fresh process that imports
 KerasTuner only.
 """
 
@@ -25,7 +25,7 @@ from keras_geo import model as geo_model
 from keras_geo import search_space, tuning
 
 CLASS_NAMES = ["France", "Japan"]
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+README = pathlib.Path(__file__).resolve().parents[1] / "docs" / "tuning.md"  # Was README.md.
 
 
 class MetricsHyperModel(keras_tuner.HyperModel):
@@ -115,7 +115,7 @@ def test_trial_numbers_are_keras_tuners(search):
 
 
 def readme_reload_snippet():
-    """The Python block under the README's "Reload with KerasTuner alone"."""
+    """The Python block under docs/tuning.md's "Reload with KerasTuner alone"."""
     text = README.read_text()
     section = text[text.index("**Reload with KerasTuner alone") :]
     return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)

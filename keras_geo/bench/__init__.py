@@ -1,1 +1,1 @@
-"""Benchmarks behind `keras-geo bench` and BENCHMARKS.md."""
+"""Benchmarks behind `keras-geo bench` and docs/benchmarks.md."""

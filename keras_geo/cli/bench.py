@@ -3,7 +3,7 @@
 `input`: the training input pipeline from the built dataset; `train`:
 training steps of one phase on in-memory tensors (like `tfds.benchmark`,
 what a user runs to size a machine). `--json` prints the details as one JSON
-document instead. The studies behind BENCHMARKS.md (the paper-pipeline
+document instead. The studies behind docs/benchmarks.md (the paper-pipeline
 baseline, storage, feature cache, scaling, the report) are scripts in the
 repository's `benchmarks/` folder.
 """
