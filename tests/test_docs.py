@@ -10,6 +10,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
+_CODE_SPAN = re.compile(r"`[^`\n]+`")
 
 
 def _anchor(heading):
@@ -24,8 +25,8 @@ def _anchors(page):
 
 
 def _links(page):
-    """(target, anchor) of every relative link of `page`, code blocks left out."""
-    text = _FENCE.sub("", page.read_text())
+    """(target, anchor) of every relative link of `page`, code blocks and spans left out."""
+    text = _CODE_SPAN.sub("", _FENCE.sub("", page.read_text()))
     for target in _LINK.findall(text):
         if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
             continue
