@@ -1,9 +1,11 @@
 """Take README's screenshot of `keras-geo app` with Debian's headless Chromium.
 
     python docs/app_screenshot.py --model runs/demo [--out docs/app.png] [--country Japan]
+    python docs/app_screenshot.py --image shot.jpg --out page.png   # the bundled model
 
-Starts the app on a free port, uploads one synthetic scene of `--country`
-(drawn here, 256 px), waits for the label, map and heatmap, and saves the page.
+Starts the app on a free port (`--model`, or the bundled model without it),
+uploads `--image` or one synthetic scene of `--country` (drawn here, 256
+px), waits for the label, map and heatmap, and saves the page.
 """
 
 import argparse
@@ -53,7 +55,8 @@ def headless_chromium(
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True)
+    parser.add_argument("--model", default=None, help="default: the bundled model")
+    parser.add_argument("--image", default=None, help="default: a synthetic scene")
     parser.add_argument("--out", default="docs/app.png")
     parser.add_argument("--country", default="Japan")
     parser.add_argument("--seed", type=int, default=4)
@@ -69,13 +72,17 @@ def main(argv=None):
     from tfds_geoguessr.geoguessr import synthetic
 
     work = pathlib.Path(tempfile.mkdtemp(prefix="keras-geo-shot-"))
-    scene = work / f"{args.country.replace(' ', '_')}.png"
-    rng = np.random.default_rng(args.seed)
-    Image.fromarray(synthetic.draw_scene(args.country, rng, 256)).save(scene)
+    if args.image:
+        scene = pathlib.Path(args.image).resolve()
+    else:
+        scene = work / f"{args.country.replace(' ', '_')}.png"
+        rng = np.random.default_rng(args.seed)
+        Image.fromarray(synthetic.draw_scene(args.country, rng, 256)).save(scene)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "keras_geo.cli.main", "app", "--model", args.model]
+    command = [sys.executable, "-m", "keras_geo.cli.main", "app"]
+    command += ["--model", args.model] if args.model else []
     app = subprocess.Popen(command + ["--port", str(port)], env=dict(os.environ))
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -92,7 +99,9 @@ def main(argv=None):
             field = (By.CSS_SELECTOR, "#screenshot input[type=file]")
             wait.until(ec.presence_of_element_located(field)).send_keys(str(scene))
             wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#worldmap img")))
-            wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#heatmap img")))
+            exported = not args.model or (pathlib.Path(args.model) / "saved_model.pb").exists()
+            if not exported:  # An export (the bundled model too) has no Grad-CAM heatmap.
+                wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#heatmap img")))
             time.sleep(2)  # Let the images finish painting.
             driver.save_screenshot(args.out)
         finally:
