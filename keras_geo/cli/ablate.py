@@ -14,7 +14,6 @@ there; `--split test` reports the chosen recipe's test metrics). `--set field=va
 every variant first (e.g. a smoke run with fewer epochs).
 """
 
-
 from keras_geo.cli import flags
 
 
