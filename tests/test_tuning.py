@@ -364,7 +364,7 @@ def test_frozen_phase_trials_share_one_feature_cache(synthetic_data_dir, tmp_pat
         (("--image-size", "16"), "image_size"),
         (("--max-trials", "0"), "max_trials"),
         (("--seed", "-1"), "seed"),
-        (("--weights", "/no/such/weights.h5"), "--weights file not found"),
+        (("--weights", "/no/such/weights.h5"), "weights file not found: /no/such/weights.h5"),
     ],
 )
 def test_tune_bad_input_is_a_one_line_error(tmp_path, capsys, flags, message):
