@@ -11,8 +11,8 @@ they differ only in the optimizer:
 - stock Keras: `keras.optimizers.AdamW`, built by Keras inside the first
   traced step (no distribution strategy), which evaluates the schedule once
   per trainable variable;
-- keras-geo: the model as `train` compiles it (`training.build_phase_model`):
-  `keras_geo.optimizers.AdamW` (the schedule once per step), built before
+- keras-geo: the model as `train` compiles it (`phase.build_phase_model`):
+  `keras_geo.compat.keras_adamw.AdamW` (the schedule once per step), built before
   `fit` by `compile_model`.
 
 Each measurement runs in a fresh Python process (nothing traced before), the
@@ -41,7 +41,7 @@ def measure(variant, *, experiment="demo", steps=10, seed=0):
     import keras
     import numpy as np
 
-    from keras_geo import datasets, experiments, training
+    from keras_geo import datasets, experiments, phase
     from keras_geo import model as geo_model
 
     config = experiments.get(experiment)
@@ -50,11 +50,11 @@ def measure(variant, *, experiment="demo", steps=10, seed=0):
     steps_per_epoch = math.ceil(TRAIN_IMAGES / batch)
     keras.utils.set_random_seed(seed)
     # keras-geo: the model as `train` compiles it for fine-tuning.
-    model = training.build_phase_model(
+    model = phase.build_phase_model(
         config, "finetune", class_names, steps_per_epoch=steps_per_epoch
     )
     if variant == "stock Keras":  # the same loss, metrics and schedule; Keras's own AdamW
-        rate = training.learning_rate_schedule(
+        rate = phase.learning_rate_schedule(
             config, "finetune", steps_per_epoch * config.epochs_finetune
         )
         model.compile(

@@ -28,7 +28,7 @@ from keras_geo import (
     runs,
     training,
 )
-from keras_geo.errors import UserError
+from keras_geo.errors import UserError, one_line
 
 SPLITS = ("validation", "test")
 COLUMNS = (
@@ -59,8 +59,8 @@ def parse_variant(text, common=None):
 
     Args:
         text: The variant, e.g. "finetune_haversine:flip=false,alpha=0".
-        common: `TrainConfig` field overrides applied first (e.g. data_dir,
-            epochs for a smoke run); the variant's own win.
+        common: `TrainConfig` field overrides applied first (e.g. the
+            epochs of a smoke run); the variant's own win.
 
     Example: "demo:backbone=vgg16" -> slug "demo-backbone=vgg16".
 
@@ -74,8 +74,11 @@ def parse_variant(text, common=None):
         if not sep:
             raise UserError(f"variant {text!r}: expected field=value, got {item!r}")
         overrides[field.strip().replace("-", "_")] = value.strip()
-    config = experiments.get(name.strip()).replace(**(common or {}))
-    config = config.replace(**{k: parse_value(config, k, v) for k, v in overrides.items()})
+    try:
+        config = experiments.get(name.strip()).replace(**(common or {}))
+        config = config.replace(**{k: parse_value(config, k, v) for k, v in overrides.items()})
+    except (TypeError, ValueError) as error:
+        raise UserError(f"variant {text!r}: {one_line(error)}") from None
     slug = re.sub(r"[^A-Za-z0-9_.=+-]+", "-", text.replace(":", "-").replace(",", "-"))
     return Variant(label=text, slug=slug, config=config)
 
@@ -87,7 +90,10 @@ def parse_value(config, field, text):
         UserError: unknown field, or a value of the wrong type.
     """
     if field not in {f.name for f in dataclasses.fields(config)}:
-        config.replace(**{field: None})  # raises the unknown-field error
+        try:
+            config.replace(**{field: None})  # Raises the unknown-field error.
+        except ValueError as error:
+            raise UserError(one_line(error)) from None
     default = getattr(config, field)
     lowered = text.lower()
     if lowered in ("none", "null") and field not in ("weights", "class_weight"):
@@ -107,12 +113,14 @@ def parse_value(config, field, text):
     return text
 
 
-def run(variants, out_dir, *, split="validation", verbose="auto", train_kwargs=None):
+def run(variants, out_dir, *, runtime=None, split="validation", verbose="auto", train_kwargs=None):
     """Trains every variant into `out_dir/<slug>/` and writes the comparison.
 
     Args:
         variants: `Variant`s (from `parse_variant`), run in order.
         out_dir: Parent of the run directories and the comparison files.
+        runtime: The `keras_geo.config.Runtime` every variant runs with (e.g.
+            its data dir); None: the default.
         split: The split compared: "validation" (choose by it) or "test".
         verbose: Passed to `keras_geo.training.train`.
         train_kwargs: More keyword arguments for `train` (tests: `steps_per_epoch`).
@@ -132,7 +140,9 @@ def run(variants, out_dir, *, split="validation", verbose="auto", train_kwargs=N
     for variant in variants:
         run_dir = out_dir / variant.slug
         if not runs.metrics_path(run_dir, "test").is_file():
-            training.train(variant.config, run_dir, verbose=verbose, **(train_kwargs or {}))
+            training.train(
+                variant.config, run_dir, runtime=runtime, verbose=verbose, **(train_kwargs or {})
+            )
         if not runs.metrics_path(run_dir, split).is_file():
             evaluation.evaluate(run_dir, split, verbose=verbose)
         rows.append(_row(variant, run_dir, split))

@@ -1,9 +1,23 @@
-"""The resolved configuration of one training run.
+"""The configuration of a training run, in two parts.
 
-`TrainConfig` is frozen: experiments (`keras_geo.experiments`) build one,
-command-line flags and `--hparams` files override fields with
-`TrainConfig.replace`, and the run directory stores it as `config.json`.
-Unknown or mistyped field names raise instead of being ignored.
+- `TrainConfig`, the recipe: what is trained (data, model, optimisation,
+  loss, augmentation, seed). It identifies a run: resuming a run directory
+  or a search compares it, field by field, and a search varies some of its
+  fields (`keras_geo.search_space`).
+- `Runtime`: where and how the recipe runs (the data's location, the input
+  service, the distribution strategy, the numeric precision). It may change
+  between two commands of one run; nothing compares it.
+
+Both are frozen dataclasses: experiments (`keras_geo.experiments`) build a
+`TrainConfig`, command-line flags (generated from the fields,
+`keras_geo.cli.flags`) and `--hparams` files override fields with `replace`,
+and a run directory stores both in `config.json`:
+
+    {"recipe": {...TrainConfig fields...}, "runtime": {...Runtime fields...}}
+
+Files written before the split hold one flat object of both parts' fields;
+`from_dict` reads either. Unknown or mistyped field names, and values out of
+range, raise `ValueError` (as Keras does: "... Received: name=value").
 """
 
 import dataclasses
@@ -13,7 +27,6 @@ import typing
 from typing import Literal
 
 from keras_geo import backbones, paths
-from keras_geo.errors import UserError
 
 MIN_IMAGE_SIZE = 32  # The smallest input the keras.applications backbones accept.
 # The largest: 4.6x the paper's 224 px, whose activations take 21x the memory;
@@ -27,14 +40,54 @@ CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 PHASES = ("frozen", "finetune")  # Training order: feature extraction, then fine-tuning.
 
 
+def epochs_field(phase):
+    """The `TrainConfig` field holding the epochs of `phase`, e.g. "epochs_frozen"."""
+    return f"epochs_{phase}"
+
+
 def _field(default, help):
     """A dataclass field whose `help` becomes its command-line help (`keras_geo.cli.flags`)."""
     return dataclasses.field(default=default, metadata={"help": help})
 
 
+class _Section:
+    """What both parts share: validation messages, `replace`, JSON."""
+
+    def _check(self, name, ok, rule):
+        if not ok:
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                rule += " and finite"
+            raise ValueError(f"`{name}` must be {rule}. Received: {name}={value!r}")
+
+    def _check_choices(self, *names):
+        for name in names:
+            allowed = choices(name, type(self))
+            self._check(
+                name, getattr(self, name) in allowed, "one of " + ", ".join(map(repr, allowed))
+            )
+
+    def replace(self, **overrides):
+        """Returns a copy with `overrides` applied.
+
+        Raises:
+            ValueError: an unknown field name, or a value out of range.
+        """
+        known = field_names(type(self))
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown {type(self).__name__} field(s) {unknown}. Known fields: {sorted(known)}"
+            )
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides what a run trains and how.
+class TrainConfig(_Section):
+    """The recipe: everything that decides what a run trains.
 
     Defaults are the paper's (the authors' code: Adam, lr 1e-3, weight decay
     1e-4, batch 180, alpha 2.5, 10 frozen epochs, fine-tuning of conv5). Each
@@ -43,7 +96,6 @@ class TrainConfig:
     """
 
     dataset: str = _field("geoguessr/top20", "TFDS name geoguessr/<config> (top20, all, synthetic)")
-    data_dir: str | None = _field(None, "TFDS data dir (where `keras-geo data build` wrote it)")
     weights: str = _field(
         "imagenet", "imagenet, none, or the path of a local no-top .h5 of the backbone's weights"
     )
@@ -64,12 +116,6 @@ class TrainConfig:
     tau_km: float | None = _field(None, "haversine label smoothing temperature in km (off)")
     flip: bool = _field(True, "random horizontal flip (it swaps the driving side)")
     cache_features: bool = _field(True, "frozen phase on cached backbone features, not images")
-    mixed_precision: bool = _field(False, "mixed_float16 compute (for GPUs)")
-    strategy: Literal["default", "mirrored", "multiworker"] = _field(
-        "default",
-        "mirrored: tf.distribute over all local GPUs; multiworker: over the machines of "
-        "TF_CONFIG (run the same command on each)",
-    )
     seed: int = _field(0, "random seed (weights, augmentation, order of trials)")
     # Beyond the paper: every default below is the paper's recipe.
     backbone: Literal[backbones.NAMES] = _field("resnet50", "keras.applications backbone")
@@ -84,9 +130,6 @@ class TrainConfig:
     crop_min_area: float = _field(0.08, "smallest random training crop, fraction of the frame area")
     class_weight: Literal[CLASS_WEIGHTS] = _field(
         "none", "loss weight per country: none, balanced (1 / frequency) or sqrt"
-    )
-    data_service: str | None = _field(
-        None, "tf.data service dispatcher grpc://HOST:PORT for image epochs"
     )
 
     def __post_init__(self):
@@ -111,11 +154,7 @@ class TrainConfig:
             self.tau_km is None or (_finite(self.tau_km) and self.tau_km > 0),
             "> 0 or None",
         )
-        for name in ("loss", "strategy", "backbone", "lr_schedule", "class_weight"):
-            allowed = choices(name)
-            self._check(
-                name, getattr(self, name) in allowed, "one of " + ", ".join(map(repr, allowed))
-            )
+        self._check_choices("loss", "backbone", "lr_schedule", "class_weight")
         self._check("seed", 0 <= self.seed <= MAX_SEED, f"from 0 to {MAX_SEED}")
         object.__setattr__(self, "finetune_stages", str(self.finetune_stages))
         stages = backbones.BACKBONES.get(self.backbone).num_stages
@@ -133,6 +172,46 @@ class TrainConfig:
         )
         self._check("warmup_epochs", self.warmup_epochs >= 0, ">= 0")
         self._check("crop_min_area", 0 < self.crop_min_area <= 1, "in (0, 1]")  # Not nan.
+
+    def to_json(self, path, runtime=None):
+        """Writes `config.json` (`write_json`): this recipe and `runtime` (None: none)."""
+        write_json(path, self, runtime)
+
+    @classmethod
+    def from_json(cls, path):
+        """The recipe of a `config.json` file (either layout, `read_json`)."""
+        return read_json(path)[0]
+
+    def epochs(self, phase):
+        """The epochs of `phase` ("frozen" or "finetune")."""
+        return getattr(self, epochs_field(phase))
+
+    @property
+    def phase_learning_rate(self):
+        """The learning rate of each phase: `{"frozen": ..., "finetune": ...}`."""
+        return {
+            "frozen": self.learning_rate,
+            "finetune": self.finetune_learning_rate or self.learning_rate,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Runtime(_Section):
+    """Where and how a recipe runs: nothing here changes what is trained."""
+
+    data_dir: str | None = _field(None, "TFDS data dir (where `keras-geo data build` wrote it)")
+    data_service: str | None = _field(
+        None, "tf.data service dispatcher grpc://HOST:PORT for image epochs"
+    )
+    strategy: Literal["default", "mirrored", "multiworker"] = _field(
+        "default",
+        "mirrored: tf.distribute over all local GPUs; multiworker: over the machines of "
+        "TF_CONFIG (run the same command on each)",
+    )
+    mixed_precision: bool = _field(False, "mixed_float16 compute (for GPUs)")
+
+    def __post_init__(self):
+        self._check_choices("strategy")
         self._check(
             "data_service",
             self.data_service is None or self.data_service.count(":") >= 1,
@@ -144,39 +223,62 @@ class TrainConfig:
             "None with strategy='multiworker' (not supported together yet)",
         )
 
-    def _check(self, name, ok, rule):
-        if not ok:
-            value = getattr(self, name)
-            if isinstance(value, float) and not math.isfinite(value):
-                rule += " and finite"
-            raise UserError(f"`{name}` must be {rule}. Received: {name}={value!r}")
 
-    def replace(self, **overrides):
-        """Returns a copy with `overrides` applied; unknown names raise `UserError`."""
-        known = {field.name for field in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - known)
+def from_dict(value):
+    """The `(TrainConfig, Runtime)` of a `config.json` object.
+
+    Reads `{"recipe": {...}, "runtime": {...}}` (either part may be absent:
+    its defaults) and the flat object of both parts' fields that files
+    written before the split hold.
+
+    Raises:
+        TypeError: `value`, or a part of it, is not a dict.
+        ValueError: an unknown field, or a value out of range.
+
+    Example: `from_dict({"image_size": 64, "data_dir": "/data"})` gives
+    `(TrainConfig(image_size=64), Runtime(data_dir="/data"))`.
+    """
+    if not isinstance(value, dict):
+        raise TypeError(f"A run config must be a JSON object. Received: {type(value).__name__}")
+    if "recipe" in value or "runtime" in value:
+        parts = {"recipe": value.get("recipe", {}), "runtime": value.get("runtime", {})}
+        unknown = sorted(set(value) - set(parts))
         if unknown:
-            raise UserError(f"Unknown config field(s) {unknown}. Known fields: {sorted(known)}")
-        return dataclasses.replace(self, **overrides)
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    def to_json(self, path):
-        paths.write_json(path, self.to_dict())
-
-    @classmethod
-    def from_json(cls, path):
-        with open(path) as f:
-            return cls().replace(**json.load(f))
-
-    @property
-    def phase_learning_rate(self):
-        """The learning rate of each phase: `{"frozen": ..., "finetune": ...}`."""
-        return {
-            "frozen": self.learning_rate,
-            "finetune": self.finetune_learning_rate or self.learning_rate,
+            raise ValueError(f"Unknown config section(s) {unknown}. Known: ['recipe', 'runtime']")
+        for name, part in parts.items():
+            if not isinstance(part, dict):
+                raise TypeError(f"`{name}` must be a JSON object. Received: {name}={part!r}")
+    else:
+        runtime = field_names(Runtime)
+        parts = {
+            "recipe": {k: v for k, v in value.items() if k not in runtime},
+            "runtime": {k: v for k, v in value.items() if k in runtime},
         }
+    return TrainConfig().replace(**parts["recipe"]), Runtime().replace(**parts["runtime"])
+
+
+def to_dict(config, runtime=None):
+    """The `config.json` object of a recipe (and its runtime, unless None)."""
+    value = {"recipe": config.to_dict()}
+    if runtime is not None:
+        value["runtime"] = runtime.to_dict()
+    return value
+
+
+def write_json(path, config, runtime=None):
+    """Writes `to_dict(config, runtime)` to `path`, atomically."""
+    paths.write_json(path, to_dict(config, runtime))
+
+
+def read_json(path):
+    """The `(TrainConfig, Runtime)` of a `config.json` file (either layout)."""
+    with open(path) as f:
+        return from_dict(json.load(f))
+
+
+def field_names(cls):
+    """The field names of `TrainConfig` or `Runtime`, as a set."""
+    return {field.name for field in dataclasses.fields(cls)}
 
 
 def _finite(value):
@@ -184,11 +286,16 @@ def _finite(value):
     return math.isfinite(value)
 
 
-def choices(name):
-    """The allowed values of a `Literal`-annotated `TrainConfig` field, else None.
+def choices(name, cls=None):
+    """The allowed values of a `Literal`-annotated field, else None.
+
+    Args:
+        name: A field of `TrainConfig` or `Runtime`.
+        cls: The class declaring it; None: whichever does.
 
     >>> choices("loss")
     ('haversine', 'crossentropy')
     """
-    annotation = typing.get_type_hints(TrainConfig)[name]
+    cls = cls or (Runtime if name in field_names(Runtime) else TrainConfig)
+    annotation = typing.get_type_hints(cls)[name]
     return typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None

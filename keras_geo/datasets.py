@@ -8,7 +8,6 @@ TFDS' default (`~/tensorflow_datasets` or `$TFDS_DATA_DIR`).
 import contextlib
 import io
 import json
-import logging
 import os
 import pathlib
 import shutil
@@ -18,6 +17,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from keras_geo import locks, paths
+from keras_geo.compat import tfds as compat_tfds
 from keras_geo.errors import StorageError, UserError
 from tfds_geoguessr.geoguessr import layout, limits, parallel
 from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder, BuildError, read_labels
@@ -44,19 +44,8 @@ def builder(dataset: str, data_dir=None):
 
 
 def is_prepared(ds_builder):
-    """`ds_builder.is_prepared()` without TFDS' absl warning for a dataset not built yet.
-
-    Workaround: TFDS logs "Variant folder ... has no dataset_info.json" when it
-    merely checks a dataset that was never built
-    (https://github.com/tensorflow/datasets/issues/2613); `keras-geo demo`
-    started with two such lines. `tests/test_datasets.py` notices when TFDS
-    stops logging it.
-    """
-    absl_logger = logging.getLogger("absl")
-    with contextlib.ExitStack() as stack:
-        stack.callback(absl_logger.setLevel, absl_logger.level)
-        absl_logger.setLevel(logging.ERROR)
-        return ds_builder.is_prepared()
+    """`ds_builder.is_prepared()`, quietly (`keras_geo.compat.tfds.is_prepared`)."""
+    return compat_tfds.is_prepared(ds_builder)
 
 
 def build_command(dataset: str, data_dir=None) -> str:
@@ -186,8 +175,8 @@ def _prepare(ds_builder, manual_dir, data_dir):
             ds_builder.download_and_prepare(download_config=download_config)
     except BuildError as error:
         raise UserError(str(error)) from None
-    except Exception as error:  # TFDS re-raises a full disk as RuntimeError (tf.errors inside).
-        if "No space left on device" not in str(error):
+    except Exception as error:  # A full disk comes as a RuntimeError (`compat.tfds`).
+        if not compat_tfds.is_disk_full(error):
             raise
         raise StorageError(
             f"cannot write the dataset in {data_dir} (No space left on "

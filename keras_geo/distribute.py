@@ -13,7 +13,8 @@ Fault tolerance is `keras.callbacks.BackupAndRestore`'s: when a worker dies,
 the others fail (a collective times out); restarting every failed process
 with the same `TF_CONFIG` resumes the cluster after the last finished epoch.
 
-Known Keras 3 breakage, worked around by `keras_multiworker_fix()`.
+Known Keras 3 breakage is worked around by
+`keras_geo.compat.keras_multiworker.keras_multiworker_fix()`.
 """
 
 import contextlib
@@ -22,7 +23,6 @@ import os
 import pathlib
 import shutil
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -32,6 +32,23 @@ from keras_geo.errors import UserError
 # A collective waiting longer than this for a dead worker fails the step.
 COLLECTIVE_TIMEOUT_S = 120
 BROADCAST_CHUNK = 1 << 22  # floats per all-reduce when sharing the feature cache
+
+
+def make_strategy(name):
+    """Returns the `tf.distribute` strategy named by `Runtime.strategy`.
+
+    `"default"`: the default strategy (no distribution). `"mirrored"`
+    replicates over every local GPU, or, with none, over every logical CPU
+    device (one replica on a plain CPU machine). `"multiworker"`:
+    `MultiWorkerMirroredStrategy` over the `TF_CONFIG` cluster
+    (`multiworker_strategy`).
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "multiworker":
+        return multiworker_strategy()
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
 def tf_config():
@@ -217,73 +234,3 @@ def broadcast_from_chief(strategy, arrays):
         dtype = arrays[index].dtype if chief else None
         out.append(value.reshape(shape) if dtype is None else value.reshape(shape).astype(dtype))
     return out
-
-
-# --- Workaround for keras-team/keras#20585 (open; Keras 3.x `fit` under
-# MultiWorkerMirroredStrategy). Two places break:
-# 1. `fit`/`evaluate` build the model symbolically from a real first batch,
-#    which `_maybe_symbolic_build` reduces across workers with
-#    `strategy.reduce("MEAN", per_replica_batch, axis=None)`: "Attempt to
-#    convert a value (PerReplica ...)". Fix: build from this worker's local
-#    part of that batch (only its shapes matter).
-# 2. `reduce_per_replica` reduces each scalar log with
-#    `strategy.reduce("MEAN", v, axis=0)` under multi-worker: "Invalid
-#    reduction dimension 0 for input with 0 dimensions". Fix: train/test
-#    steps return their logs with shape [1]; the MEAN over axis 0 of the
-#    replicas' logs is then the scalar Keras expects.
-# Active only inside `keras_multiworker_fix()` (training enters it only for
-# `--strategy multiworker`). tests/test_distribute.py fails when a Keras
-# release makes either part unnecessary or breaks it; setup.cfg pins the
-# Keras minor it was tested on (3.15): widen the pin only after that test.
-_SHIM_PARTS = ("build", "logs")
-
-
-@contextlib.contextmanager
-def keras_multiworker_fix(parts=_SHIM_PARTS):
-    """Patches `keras.Model` for multi-worker `fit` while the block runs.
-
-    Args:
-        parts: which halves of the fix to apply ("build", "logs"); tests
-            apply one at a time to show each is still needed.
-    """
-    patches = {}
-    if "build" in parts:
-        patches["_maybe_symbolic_build"] = _build_on_local_batch(keras.Model._maybe_symbolic_build)
-    if "logs" in parts:
-        patches["train_step"] = _rank1_logs(keras.Model.train_step)
-        patches["test_step"] = _rank1_logs(keras.Model.test_step)
-    saved = {name: keras.Model.__dict__.get(name) for name in patches}
-    for name, value in patches.items():
-        setattr(keras.Model, name, value)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                delattr(keras.Model, name)
-            else:
-                setattr(keras.Model, name, value)
-
-
-def _build_on_local_batch(upstream):
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None:
-            strategy = self.distribute_strategy
-            for _, _, batches in iterator:
-                batch = next(batches)
-                data_batch = keras.tree.map_structure(
-                    lambda v: strategy.experimental_local_results(v)[0], batch
-                )
-                break
-        return upstream(self, data_batch=data_batch)
-
-    return _maybe_symbolic_build
-
-
-def _rank1_logs(upstream):
-    def step(self, data):
-        logs = upstream(self, data)
-        return keras.tree.map_structure(lambda v: keras.ops.reshape(v, [1]), logs)
-
-    step.__name__ = upstream.__name__
-    return step

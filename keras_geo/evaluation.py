@@ -61,9 +61,10 @@ def evaluate(
 
 
 def _evaluate(run_dir, split, model, batch_size, verbose, tta, write):
-    config = runs.stored_config(run_dir)
-    if config is None:
+    stored = runs.stored_run_config(run_dir)
+    if stored is None:
         raise UserError(f"{run_dir} has no config.json: is it a keras-geo run directory?")
+    config, runtime = stored
     if model is None:  # Its side files checked against it and each other.
         model, class_names, config = runs.load_model(run_dir)
     else:
@@ -76,7 +77,7 @@ def _evaluate(run_dir, split, model, batch_size, verbose, tta, write):
             config_from=run_dir / runs.CONFIG_FILE,
         )
     model = tta_lib.with_test_time_views(model, tta)
-    split_ds = datasets.load_split(config.dataset, split, data_dir=config.data_dir)
+    split_ds = datasets.load_split(config.dataset, split, data_dir=runtime.data_dir)
     labels, probabilities = predict_split(
         model,
         split_ds,

@@ -43,7 +43,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_geo import __version__, animation, checkpoints, countries, paths, pipeline
+from keras_geo import __version__, animation, countries, paths, pipeline
+from keras_geo.compat import keras_callbacks
 from keras_geo.errors import UserError
 from keras_geo.tta import with_test_time_views
 from tfds_geoguessr.geoguessr import limits
@@ -266,7 +267,7 @@ def export_saved_model(
     check_out_dir(out_dir, overwrite)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(out_dir)
-    nbytes = checkpoints.weights_nbytes(model)
+    nbytes = keras_callbacks.weights_nbytes(model)
     paths.check_space(out_dir, nbytes)  # The variables alone; the graph is small.
     tmp_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     _chmod_like_mkdir(tmp_dir)

@@ -23,9 +23,9 @@ from keras_geo.errors import UserError
 
 def _check_args(alpha, tau_km):
     if not isinstance(alpha, numbers.Real) or alpha < 0:
-        raise UserError(f"`alpha` must be >= 0. Received: alpha={alpha!r}")
+        raise ValueError(f"`alpha` must be >= 0. Received: alpha={alpha!r}")
     if tau_km is not None and (not isinstance(tau_km, numbers.Real) or tau_km <= 0):
-        raise UserError(f"`tau_km` must be > 0 or None. Received: tau_km={tau_km!r}")
+        raise ValueError(f"`tau_km` must be > 0 or None. Received: tau_km={tau_km!r}")
 
 
 def _probabilities(y_pred, from_logits):
@@ -90,22 +90,22 @@ def class_distance_matrix(class_names):
     """Validates `class_names`; returns their `[C, C]` float32 km matrix.
 
     Raises:
-        UserError: naming `class_names` if it is a string, empty, holds
+        ValueError: naming `class_names` if it is a string, empty, holds
             duplicates or an unknown country.
     """
     if isinstance(class_names, str) or not class_names:
-        raise UserError(
+        raise ValueError(
             "`class_names` must be a non-empty list of country names. "
             f"Received: class_names={class_names!r}"
         )
     names = list(class_names)
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise UserError(f"`class_names` must be unique. Duplicates: {duplicates}")
+        raise ValueError(f"`class_names` must be unique. Duplicates: {duplicates}")
     try:
         return countries.distance_matrix_km(names).astype("float32")
-    except UserError as e:
-        raise UserError(f"`class_names` holds an unknown country. {e}") from None
+    except UserError as e:  # The table's lookup error, for the CLI: here a Keras argument's.
+        raise ValueError(f"`class_names` holds an unknown country. {e}") from None
 
 
 @keras.saving.register_keras_serializable(package="keras_geo")

@@ -37,10 +37,10 @@ import numpy as np
 from keras import ops
 
 from keras_geo import backbones
+from keras_geo.compat.keras_adamw import AdamW
 from keras_geo.config import MIN_IMAGE_SIZE, PHASES
 from keras_geo.errors import UserError, one_line
 from keras_geo.metrics import BalancedAccuracy, MeanGreatCircleError
-from keras_geo.optimizers import AdamW
 
 # Caffe-style ImageNet channel means, BGR order (keras.applications.resnet50).
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -165,8 +165,24 @@ def resolve_weights(weights, spec=None):
         return None
     if weights == "imagenet":
         return _download_weights(spec)
+    return check_weights(weights, spec.name)
+
+
+def check_weights(weights, backbone="resnet50"):
+    """Returns `weights` unless it names a local file that does not exist.
+
+    Args:
+        weights: "imagenet", "none"/None, or a local file path.
+        backbone: The name of the backbone it is for (`keras_geo.backbones`).
+
+    Raises:
+        UserError: `weights` is a path, and no file is there.
+    """
+    if weights is None or weights == "imagenet" or str(weights).lower() == "none":
+        return weights
     path = os.fspath(weights)
     if not os.path.isfile(path):
+        spec = backbones.get(backbone)
         raise UserError(
             f"weights file not found: {path}; pass an existing {spec.weights_file} "
             f"({spec.name} no-top), --weights imagenet or --weights none"
@@ -332,7 +348,7 @@ def compile_model(
     jit_compile="auto",
     **compile_kwargs,
 ):
-    """Compiles with AdamW (`keras_geo.optimizers`) and the project's metrics.
+    """Compiles with AdamW (`keras_geo.compat.keras_adamw`) and the project's metrics.
 
     Metrics: `accuracy`, `balanced_accuracy` (mean per-country recall),
     `top5_accuracy` (top min(5, C)), and `mean_km`

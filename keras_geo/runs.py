@@ -4,7 +4,7 @@ A run directory is self-contained; everything needed to reproduce, evaluate
 or export a run lives in it:
 
     RUN_DIR/
-      config.json            resolved TrainConfig (written first)
+      config.json            the recipe (TrainConfig) and its runtime (written first)
       class_names.json       label order of the model's outputs
       history/<phase>.csv    per-epoch metrics (CSVLogger), phases frozen, finetune
       checkpoints/<phase>.weights.h5   best weights of the phase by val_accuracy
@@ -17,7 +17,7 @@ or export a run lives in it:
 
 `load_model` accepts a run directory or a bare `.keras` file. Class names for
 a `.keras` file: `train` embeds `keras_geo/class_names.json` (and
-`keras_geo/train_config.json`) in the archive next to Keras' own entries, which
+`keras_geo/train_config.json`, the recipe) in the archive next to Keras' own entries, which
 Keras ignores on load; a `.keras` file without them (e.g. saved by hand) is
 read with the `class_names.json` found in the same folder.
 """
@@ -29,7 +29,9 @@ import zipfile
 
 import keras
 
-from keras_geo import checkpoints, paths, side_files
+from keras_geo import config as config_lib
+from keras_geo import paths, side_files
+from keras_geo.compat import keras_callbacks
 from keras_geo.errors import UserError, one_line
 
 CONFIG_FILE = "config.json"
@@ -53,9 +55,6 @@ TRAINING_OUTPUTS = (
     "plots",
     "features",
 )
-# Fields that say where things are or run, not what is trained: may change on
-# resume (the data service feeds the same examples each epoch as local input).
-_LOCATION_FIELDS = ("data_dir", "data_service")
 
 
 def history_path(run_dir, phase):
@@ -79,7 +78,21 @@ def plots_dir(run_dir):
 
 
 def stored_config(run_dir):
-    """Returns the run directory's `TrainConfig`, or None if it has none.
+    """Returns the run directory's recipe (`TrainConfig`), or None if it has none.
+
+    Raises:
+        UserError: `config.json` is not a JSON object of valid config fields.
+    """
+    stored = stored_run_config(run_dir)
+    return None if stored is None else stored[0]
+
+
+def stored_run_config(run_dir):
+    """Returns the run's `(TrainConfig, Runtime)`, or None if it has no `config.json`.
+
+    The runtime is the one the run last ran with. Both layouts of
+    `config.json` are read (`keras_geo.config.from_dict`): files written
+    before the split hold one flat object of both parts' fields.
 
     Raises:
         UserError: `config.json` is not a JSON object of valid config fields.
@@ -87,18 +100,20 @@ def stored_config(run_dir):
     path = pathlib.Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         return None
-    return side_files.train_config(_read_json(path), path)
+    return side_files.run_config(_read_json(path), path)
 
 
-def prepare_run_dir(config, run_dir, *, overwrite=False):
+def prepare_run_dir(config, run_dir, *, runtime=None, overwrite=False):
     """Creates `run_dir` and writes `config.json`, refusing a different run.
 
     A run directory in which nothing was trained yet (e.g. its first command
     failed on a bad `--weights` file) takes the new config.
 
     Args:
-        config: the requested `TrainConfig`.
+        config: the requested recipe (`TrainConfig`).
         run_dir: path; created if missing.
+        runtime: the `Runtime` it runs with, stored next to the recipe (a
+            later command may change it); None: `Runtime()`.
         overwrite: delete the run's training outputs first (`TRAINING_OUTPUTS`;
             a search in `tuning/` and any other file are kept).
 
@@ -115,7 +130,7 @@ def prepare_run_dir(config, run_dir, *, overwrite=False):
     for leftover in run_dir.rglob(f"{paths.TMP_PREFIX}*") if run_dir.is_dir() else ():
         paths.remove_leftovers(leftover.parent, leftover.name)  # From a killed run.
     run_dir.mkdir(parents=True, exist_ok=True)
-    config.to_json(run_dir / CONFIG_FILE)
+    config_lib.write_json(run_dir / CONFIG_FILE, config, runtime or config_lib.Runtime())
     return run_dir
 
 
@@ -124,8 +139,8 @@ def check_run_dir(config, run_dir, *, overwrite=False):
 
     Raises:
         UserError: `run_dir` is not a writable directory, or (unless
-            `overwrite`) holds a trained run whose config differs from
-            `config` (other than the data location).
+            `overwrite`) holds a trained run whose recipe differs from
+            `config` (the runtime may change).
     """
     run_dir = pathlib.Path(run_dir)
     paths.check_writable(run_dir, "--run-dir")
@@ -153,17 +168,18 @@ def has_trained(run_dir):
 
 
 def config_diff(stored, requested):
-    """Lists `"field: stored -> requested"` for fields that differ (not data_dir, data_service).
+    """Lists `"field: stored -> requested"` for the fields that differ.
 
     Args:
-        stored: A `TrainConfig`, or a dict of settings (a missing key is None).
+        stored: A `TrainConfig` (a recipe), or a dict of settings (a missing
+            key is None).
         requested: The same kind.
     """
     old, new = (c if isinstance(c, dict) else c.to_dict() for c in (stored, requested))
     return [
         f"{name}: {old.get(name)!r} -> {new.get(name)!r}"
         for name in sorted(old | new)
-        if name not in _LOCATION_FIELDS and old.get(name) != new.get(name)
+        if old.get(name) != new.get(name)
     ]
 
 
@@ -219,8 +235,8 @@ def read_history(run_dir, phase):
 
 
 def save_model(model, path, class_names, config=None):
-    """Saves `model` as `.keras` with class names (and config) embedded, atomically."""
-    paths.check_space(path, checkpoints.weights_nbytes(model))
+    """Saves `model` as `.keras` with class names (and its recipe) embedded, atomically."""
+    paths.check_space(path, keras_callbacks.weights_nbytes(model))
     with paths.atomic_write(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:

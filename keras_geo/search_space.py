@@ -5,7 +5,8 @@ decay at random; it gives no ranges. Each tuned name is a `TrainConfig`
 field, and its default is that field's default (the authors' code values),
 so a trial's values apply with `config.replace(**values)` and `best.json`
 feeds `keras-geo train --hparams` as it is. Every other `TrainConfig` field
-stays fixed for a whole search.
+but the epochs (`TRIAL_FIELDS`) stays fixed for a whole search; the
+`Runtime` (data dir, strategy...) is no part of a search.
 
 | name          | type             | values (default = TrainConfig's, marked *) |
 |---------------|------------------|--------------------------------------------|
@@ -24,7 +25,7 @@ cannot win.
 
 import dataclasses
 
-from keras_geo.config import TrainConfig
+from keras_geo.config import PHASES, TrainConfig, epochs_field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,9 @@ SPACE = {
     "alpha": Float(0.0, 5.0, 0.25),
 }
 HYPERPARAMETERS = tuple(SPACE)
+# The recipe fields each trial sets: the tuned ones, and the epochs of its
+# phases (`keras-geo tune --phase/--epochs`). A search fixes every other one.
+TRIAL_FIELDS = (*HYPERPARAMETERS, *map(epochs_field, PHASES))
 DEFAULTS = {name: getattr(TrainConfig(), name) for name in SPACE}
 
 # What a search maximises (`keras-geo tune --objective`), each a metric of

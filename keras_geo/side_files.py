@@ -13,7 +13,7 @@ prediction.
 
 import json
 
-from keras_geo.config import TrainConfig
+from keras_geo import config as config_lib
 from keras_geo.errors import UserError, one_line
 
 MAX_BYTES = 16 * 2**20  # A side file is a few KB; more is not one of ours.
@@ -61,16 +61,25 @@ def class_names(value, where):
     return value
 
 
-def train_config(value, where):
-    """The `TrainConfig` of a JSON object of its fields, else `UserError` naming `where`."""
+def run_config(value, where):
+    """The `(TrainConfig, Runtime)` of a run config object, else `UserError` naming `where`.
+
+    Both layouts are read (`keras_geo.config.from_dict`): the two sections,
+    and the flat object of files written before the split.
+    """
     if not isinstance(value, dict):
         raise UserError(
             f"{where} must hold a JSON object of TrainConfig fields. Received: {_short(value)}"
         )
     try:
-        return TrainConfig().replace(**value)
-    except (UserError, TypeError, ValueError) as error:
+        return config_lib.from_dict(value)
+    except (TypeError, ValueError) as error:
         raise UserError(f"{where} is not a valid run config ({one_line(error)}).") from None
+
+
+def train_config(value, where):
+    """The recipe (`TrainConfig`) of a run config object, else `UserError` naming `where`."""
+    return run_config(value, where)[0]
 
 
 def check_against_model(model, names, config, *, names_from, config_from=None):

@@ -23,7 +23,7 @@ the phase with the best validation accuracy (normally `finetune`; recorded in
 last finished epoch (`keras.callbacks.BackupAndRestore`). See
 `keras_geo.runs` for the run directory layout.
 
-With `strategy="multiworker"` every worker of the `TF_CONFIG` cluster runs
+With `Runtime(strategy="multiworker")` every worker of the `TF_CONFIG` cluster runs
 `train` with the same arguments; the chief writes the run directory, the
 others a temporary folder (`keras_geo.distribute`), and the chief alone
 extracts the frozen phase's features and shares them.
@@ -35,37 +35,21 @@ import math
 import pathlib
 
 import keras
-import numpy as np
-import tensorflow as tf
 
-from keras_geo import (
-    checkpoints,
-    datasets,
-    distribute,
-    evaluation,
-    features,
-    locks,
-    pipeline,
-    runs,
-)
-from keras_geo import model as model_lib
-from keras_geo.config import PHASES
+from keras_geo import distribute, evaluation, features, locks, runs
+from keras_geo import phase as phase_lib
+from keras_geo.compat import keras_callbacks
+from keras_geo.compat.keras_multiworker import keras_multiworker_fix
+from keras_geo.config import PHASES, Runtime
 from keras_geo.console import keras_verbose
 from keras_geo.divergence import StopOnDivergence
-from keras_geo.losses import HaversineCrossEntropy
-
-
-@dataclasses.dataclass(frozen=True)
-class _Data:
-    train: object  # unbatched (uint8 image, int64 label) tf.data.Dataset
-    validation: object
-    class_names: list
 
 
 def train(
     config,
     run_dir,
     *,
+    runtime=None,
     callbacks=(),
     verbose="auto",
     steps_per_epoch=None,
@@ -75,9 +59,12 @@ def train(
     """Trains both phases of `config` into `run_dir` and evaluates the test split.
 
     Args:
-        config: a `keras_geo.config.TrainConfig`.
+        config: the recipe, a `keras_geo.config.TrainConfig`.
         run_dir: the run directory; created, or resumed if it holds the same
-            config (a different config raises `UserError`).
+            recipe (a different one raises `UserError`).
+        runtime: where and how it runs, a `keras_geo.config.Runtime` (data
+            dir, input service, strategy, precision); None: `Runtime()`. It
+            may differ from the one a resumed run last ran with.
         callbacks: extra Keras callbacks for every phase's `fit`.
         verbose: passed to `fit` (`"auto"`: `keras_geo.console.keras_verbose`).
         steps_per_epoch: caps the batches of an image-path epoch (smoke tests
@@ -93,8 +80,9 @@ def train(
     """
 
     verbose = keras_verbose(verbose)
+    runtime = runtime or Runtime()
     # First: a multi-worker strategy must exist before any other TF op.
-    strategy = make_strategy(config.strategy)
+    strategy = distribute.make_strategy(runtime.strategy)
     multiworker = distribute.is_multiworker(strategy)
     chief = distribute.is_chief() if multiworker else True
     shared_dir = pathlib.Path(run_dir)
@@ -105,16 +93,23 @@ def train(
         fix, failure = contextlib.nullcontext(), contextlib.nullcontext()
         if multiworker:
             fix, failure = (
-                distribute.keras_multiworker_fix(),
+                keras_multiworker_fix(),
                 distribute.peer_failure_as_user_error(),
             )
         with fix, failure:
-            data = _load_data(config, shard=multiworker)
+            data = phase_lib.load_data(config, runtime)
+            if multiworker:  # The strategy shards the splits by element.
+                shard = distribute.shard_by_element
+                data = dataclasses.replace(
+                    data, train=shard(data.train), validation=shard(data.validation)
+                )
             with strategy.scope():
                 # Built before the run directory is written: a weights file that
                 # does not fit the backbone leaves nothing behind.
-                model = build_model(config, data.class_names)
-                run_dir = runs.prepare_run_dir(config, run_dir, overwrite=overwrite)
+                model = phase_lib.build_model(config, data.class_names, runtime)
+                run_dir = runs.prepare_run_dir(
+                    config, run_dir, runtime=runtime, overwrite=overwrite
+                )
                 runs.write_class_names(run_dir, data.class_names)
                 _restore_weights(model, run_dir)
                 for phase in PHASES:
@@ -125,6 +120,7 @@ def train(
                         verbose=verbose,
                         steps_per_epoch=steps_per_epoch,
                         cache_dir=feature_cache_dir or run_dir / "features",
+                        runtime=runtime,
                     )
                     if multiworker and phase == "frozen" and config.cache_features:
                         _share_features(model, config, data, fit_kwargs["cache_dir"], strategy)
@@ -138,160 +134,6 @@ def train(
         return model
 
 
-def build_model(config, class_names):
-    """Builds the model of `config` for `class_names` (phase "frozen", not compiled).
-
-    `config.mixed_precision` gives the model the "mixed_float16" policy (its
-    head stays float32); the global policy is left alone.
-    """
-
-    return model_lib.build_model(
-        len(class_names),
-        backbone=config.backbone,
-        image_size=config.image_size,
-        weights=config.weights,
-        mixed_precision=config.mixed_precision,
-    )
-
-
-def build_phase_model(config, phase, class_names, *, steps_per_epoch=None):
-    """Builds the model of `config` compiled for `phase`, as `train` runs that phase.
-
-    The one compile path of training and tuning: a tuning trial calls it with
-    `config.replace(**trial_values)` and the steps of its epochs
-    (`steps_per_epoch`, see `compile_for_phase`).
-    """
-    model = build_model(config, class_names)
-    compile_for_phase(model, phase, config, class_names, steps_per_epoch=steps_per_epoch)
-    return model
-
-
-def build_loss(config, class_names):
-    """Returns the loss of `config`.
-
-    `loss="haversine"`: `HaversineCrossEntropy(alpha, tau_km)`.
-    `loss="crossentropy"`: plain sparse cross-entropy (`alpha` ignored), or,
-    with `tau_km` set, cross-entropy on haversine-smoothed labels
-    (`HaversineCrossEntropy` with `alpha=0`).
-    """
-
-    if config.loss == "crossentropy" and config.tau_km is None:
-        return keras.losses.SparseCategoricalCrossentropy()
-    alpha = config.alpha if config.loss == "haversine" else 0.0
-    return HaversineCrossEntropy(class_names, alpha=alpha, tau_km=config.tau_km)
-
-
-def compile_for_phase(model, phase, config, class_names, *, steps_per_epoch=None):
-    """Sets the trainable layers of `phase` and (re)compiles `model`.
-
-    Args:
-        model: From `keras_geo.model.build_model`.
-        phase: "frozen" or "finetune".
-        config: The `TrainConfig` (stages, rates, schedule, loss).
-        class_names: Country names in label order.
-        steps_per_epoch: Batches per epoch of the phase; needed by a cosine
-            schedule or a warm-up (`learning_rate_schedule`).
-    """
-    model_lib.set_phase(
-        model,
-        phase,
-        stages=config.finetune_stages,
-        train_batchnorm=config.weights == "none",
-    )
-    epochs = getattr(config, f"epochs_{phase}")
-    model_lib.compile_model(
-        model,
-        loss=build_loss(config, class_names),
-        learning_rate=learning_rate_schedule(config, phase, epochs * (steps_per_epoch or 0)),
-        weight_decay=config.weight_decay,
-        class_names=class_names,
-        jit_compile="auto",
-    )
-
-
-def learning_rate_schedule(config, phase, total_steps):
-    """Returns the learning rate of `phase`: a float or a Keras schedule.
-
-    `constant` with no warm-up is the paper's fixed rate (a float). Otherwise
-    `keras.optimizers.schedules.CosineDecay` over the phase's `total_steps`:
-    a linear warm-up from 0 over `config.warmup_epochs` epochs, then a cosine
-    decay to 0 (`cosine`) or a constant rate (`constant`: `alpha=1`).
-
-    Example: rate 1e-3, cosine, 10 steps, no warm-up: 1e-3 at step 0,
-    5e-4 at step 5, 0 at step 10.
-    """
-    rate = config.phase_learning_rate[phase]
-    if config.lr_schedule == "constant" and config.warmup_epochs == 0:
-        return rate
-    if total_steps <= 0:
-        raise ValueError("`total_steps` must be > 0 for a schedule or a warm-up.")
-    epochs = max(getattr(config, f"epochs_{phase}"), 1)
-    warmup = min(total_steps, round(total_steps * config.warmup_epochs / epochs))
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup else rate,
-        decay_steps=max(total_steps - warmup, 1),
-        alpha=1.0 if config.lr_schedule == "constant" else 0.0,
-        warmup_target=rate if warmup else None,
-        warmup_steps=warmup,
-    )
-
-
-def class_weights(config, labels, num_classes):
-    """Returns Keras `class_weight` for `config.class_weight`, or None ("none").
-
-    `balanced`: `n / (C * n_c)` (scikit-learn's "balanced"), so every country
-    weighs as much in the loss as any other; `sqrt`: the square root of that,
-    rescaled so the weights average 1 over the training examples (the loss
-    keeps its scale). A country with no training example gets 0.
-
-    Example: labels [0, 0, 0, 1] -> balanced {0: 2/3, 1: 2.0}.
-    """
-    if config.class_weight == "none":
-        return None
-    counts = np.bincount(np.asarray(labels, np.int64).reshape(-1), minlength=num_classes)
-    present = counts > 0
-    weights = np.zeros(num_classes)
-    weights[present] = counts.sum() / (present.sum() * counts[present])
-    if config.class_weight == "sqrt":
-        weights = np.sqrt(weights)
-        weights *= counts.sum() / np.sum(weights * counts)
-    return {index: float(weight) for index, weight in enumerate(weights)}
-
-
-def make_strategy(name):
-    """Returns the `tf.distribute` strategy named by `TrainConfig.strategy`.
-
-    `"mirrored"` replicates over every local GPU, or, with none, over every
-    logical CPU device (one replica on a plain CPU machine).
-    `"multiworker"`: `MultiWorkerMirroredStrategy` over the `TF_CONFIG`
-    cluster (`keras_geo.distribute`).
-    """
-
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "multiworker":
-        return distribute.multiworker_strategy()
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([device.name for device in devices])
-
-
-def _load_data(config, shard=False):
-    """The splits; `shard`: the strategy shards them by element (multi-worker)."""
-
-    def load(split):
-        service = bool(config.data_service) and split == "train"
-        ds = datasets.load_split(
-            config.dataset, split, data_dir=config.data_dir, for_service=service
-        )
-        return distribute.shard_by_element(ds) if shard else ds
-
-    return _Data(
-        train=load("train"),
-        validation=load("validation"),
-        class_names=datasets.class_names(config.dataset, data_dir=config.data_dir),
-    )
-
-
 def _restore_weights(model, run_dir):
     """Loads the weights of the last finished phase, if any."""
     done = runs.phases_done(run_dir)
@@ -302,25 +144,27 @@ def _restore_weights(model, run_dir):
 
 def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
     """Trains one phase, restores its best weights and records it as done."""
-    epochs = getattr(config, f"epochs_{phase}")
+    epochs = config.epochs(phase)
     best = runs.checkpoint_path(run_dir, phase)
     if epochs > 0:
         on_features = phase == "frozen" and config.cache_features
-        steps = _steps_per_epoch(config, data, None if on_features else fit_kwargs)
-        compile_for_phase(model, phase, config, data.class_names, steps_per_epoch=steps)
+        cap = None if on_features else fit_kwargs["steps_per_epoch"]
+        steps = phase_lib.steps_per_epoch(data.train, config.batch_size, cap)
+        phase_lib.compile_for_phase(model, phase, config, data.class_names, steps_per_epoch=steps)
         callbacks = _phase_callbacks(run_dir, phase, config) + list(fit_kwargs["callbacks"])
         verbose = fit_kwargs["verbose"]
-        weights = _class_weight(config, data)
+        runtime = fit_kwargs["runtime"]
+        weights = phase_lib.class_weight(config, runtime, len(data.class_names))
         if on_features:
             cache_dir = fit_kwargs["cache_dir"]
             _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose, weights)
         else:
             steps = fit_kwargs["steps_per_epoch"]
-            _fit_images(model, config, data, epochs, callbacks, verbose, steps, weights)
+            _fit_images(model, config, runtime, data, epochs, callbacks, verbose, steps, weights)
     if epochs > 0 and best.is_file():
         model.load_weights(best)
     else:
-        checkpoints.save_weights(model, best)
+        keras_callbacks.save_weights(model, best)
     history = runs.read_history(run_dir, phase)
     runs.mark_phase_done(
         run_dir,
@@ -331,20 +175,6 @@ def _run_phase(model, phase, config, data, run_dir, fit_kwargs):
             "weights": str(best.relative_to(run_dir)),
         },
     )
-
-
-def _steps_per_epoch(config, data, fit_kwargs):
-    """Batches per epoch: the whole split, capped by an image path's `steps_per_epoch`."""
-    steps = math.ceil(int(data.train.cardinality()) / config.batch_size)
-    cap = fit_kwargs and fit_kwargs["steps_per_epoch"]
-    return min(steps, cap) if cap else steps
-
-
-def _class_weight(config, data):
-    if config.class_weight == "none":
-        return None
-    labels = datasets.split_labels(config.dataset, "train", data_dir=config.data_dir)
-    return class_weights(config, labels, len(data.class_names))
 
 
 def _keep_best_phase(model, run_dir):
@@ -369,8 +199,12 @@ def _keep_best_phase(model, run_dir):
     runs.write_model_record(run_dir, {"phase": phase, "val_accuracy": val_accuracy})
 
 
-def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch, class_weight):
-    train_ds, val_ds = image_datasets(config, data.train, data.validation)
+def _fit_images(
+    model, config, runtime, data, epochs, callbacks, verbose, steps_per_epoch, class_weight
+):
+    train_ds, val_ds = phase_lib.image_datasets(
+        config, data.train, data.validation, runtime=runtime
+    )
     model.fit(
         train_ds,
         validation_data=val_ds,
@@ -381,35 +215,6 @@ def _fit_images(model, config, data, epochs, callbacks, verbose, steps_per_epoch
         steps_per_epoch=steps_per_epoch,
         class_weight=class_weight,
     )
-
-
-def image_datasets(config, train, validation=None):
-    """The batched image streams `fit` trains and validates on, for `config`.
-
-    `train` is augmented (`pipeline.train_dataset`: crops, flips, seed) and,
-    with `config.data_service`, produced by the tf.data service;
-    `validation` (or None) is resized for evaluation. Used by `train` and by
-    every tuning trial.
-
-    Returns:
-        `(train_ds, val_ds)`; `val_ds` is None without `validation`.
-    """
-    train_ds = pipeline.train_dataset(
-        train,
-        image_size=config.image_size,
-        batch_size=config.batch_size,
-        flip=config.flip,
-        seed=config.seed,
-        min_area=config.crop_min_area,
-    )
-    if config.data_service:
-        train_ds = pipeline.through_service(train_ds, config.data_service)
-    val_ds = None
-    if validation is not None:
-        val_ds = pipeline.eval_dataset(
-            validation, image_size=config.image_size, batch_size=config.batch_size
-        )
-    return train_ds, val_ds
 
 
 def _fit_head_on_features(model, config, data, cache_dir, callbacks, verbose, class_weight):
@@ -459,7 +264,7 @@ def _share_features(model, config, data, cache_dir, strategy):
 def _phase_callbacks(run_dir, phase, config):
     """A divergence guard, CSV history, best checkpoint by val_accuracy, backup for resuming.
 
-    Keras' own callbacks, writing each file atomically (`keras_geo.checkpoints`);
+    Keras' own callbacks, writing each file atomically (`keras_geo.compat.keras_callbacks`);
     the guard first, so a diverging epoch writes none of them.
     """
     backup = runs.backup_dir(run_dir, phase)
@@ -474,8 +279,8 @@ def _phase_callbacks(run_dir, phase, config):
     best_so_far = _best_val_accuracy(runs.read_history(run_dir, phase))
     return [
         StopOnDivergence(phase, _divergence_advice(config, phase)),
-        checkpoints.AtomicCSVLogger(str(history), append=True),
-        checkpoints.AtomicModelCheckpoint(
+        keras_callbacks.AtomicCSVLogger(str(history), append=True),
+        keras_callbacks.AtomicModelCheckpoint(
             str(best),
             monitor="val_accuracy",
             mode="max",
@@ -483,7 +288,7 @@ def _phase_callbacks(run_dir, phase, config):
             save_weights_only=True,
             initial_value_threshold=best_so_far,
         ),
-        checkpoints.AtomicBackupAndRestore(str(backup)),
+        keras_callbacks.AtomicBackupAndRestore(str(backup)),
     ]
 
 

@@ -25,7 +25,6 @@ import copy
 import json
 import math
 import os
-import re
 import socket
 import time
 
@@ -33,24 +32,22 @@ import keras
 import keras_tuner
 import tensorflow as tf
 
+from keras_geo import config as config_lib
 from keras_geo import (
-    datasets,
+    distribute,
     features,
     locks,
     paths,
     runs,
     search_space,
     settings,
-    training,
     tuning_report,
 )
-from keras_geo.config import PHASES, TrainConfig
+from keras_geo import model as model_lib
+from keras_geo import phase as phase_lib
+from keras_geo.compat import keras_tuner as compat_kt
+from keras_geo.config import PHASES, Runtime, TrainConfig, epochs_field
 from keras_geo.errors import UserError
-
-# Tuned: search_space.HYPERPARAMETERS. Fixed for a whole search (a resume must
-# not change them): every other TrainConfig field but the epochs, which a
-# search sets with `epochs` and `phase`.
-_NOT_FIXED = ("data_dir", "epochs_frozen", "epochs_finetune", *search_space.HYPERPARAMETERS)
 
 CHIEF_TIMEOUT_ENV = settings.CHIEF_TIMEOUT_ENV  # Seconds a worker waits for its chief.
 
@@ -80,7 +77,7 @@ class GeoHyperModel(keras_tuner.HyperModel):
     """The model `keras-geo train` builds, with a trial's values applied to its config.
 
     `build(hp)` declares the space of `keras_geo.search_space` and returns
-    `training.build_phase_model(config.replace(**values), phase, ...,
+    `phase.build_phase_model(config.replace(**values), phase, ...,
     steps_per_epoch=...)`: the model, loss, optimizer, learning-rate
     schedule and dtype policy a training run of those values compiles.
     `fit(hp, model, ...)` batches the unbatched `(image, label)` datasets
@@ -92,6 +89,8 @@ class GeoHyperModel(keras_tuner.HyperModel):
             overridden by each trial). Its `epochs_<phase>` is the epochs of
             a trial: a schedule or warm-up spans them, as in `train`.
         class_names: Label names in label order (the classes of the head).
+        runtime: The `Runtime` trials run with (input service, precision);
+            None: `Runtime()`.
         phase: "finetune" (conv5_* trainable, the paper's search) or
             "frozen" (head only).
         feature_cache_dir: Frozen phase with `config.cache_features`: where
@@ -107,6 +106,7 @@ class GeoHyperModel(keras_tuner.HyperModel):
         config,
         class_names,
         *,
+        runtime=None,
         phase="finetune",
         feature_cache_dir=None,
         train_examples=None,
@@ -121,6 +121,7 @@ class GeoHyperModel(keras_tuner.HyperModel):
                 f"Received: train_examples={train_examples!r}"
             )
         self.config = config
+        self.runtime = runtime or Runtime()
         self.class_names = list(class_names)
         self.phase = phase
         self.feature_cache_dir = feature_cache_dir
@@ -144,8 +145,8 @@ class GeoHyperModel(keras_tuner.HyperModel):
         keras.utils.set_random_seed(config.seed)
         steps = self.steps_per_epoch(config)
         try:
-            return training.build_phase_model(
-                config, self.phase, self.class_names, steps_per_epoch=steps
+            return phase_lib.build_phase_model(
+                config, self.phase, self.class_names, runtime=self.runtime, steps_per_epoch=steps
             )
         except UserError as error:  # Same for every trial: stop the search.
             raise _FatalUserError(str(error)) from error
@@ -157,7 +158,7 @@ class GeoHyperModel(keras_tuner.HyperModel):
         if self.phase == "frozen" and config.cache_features and self.feature_cache_dir:
             return self._fit_head(model, x, validation_data, config, callbacks, **kwargs)
         try:
-            train, val = training.image_datasets(config, x, validation_data)
+            train, val = phase_lib.image_datasets(config, x, validation_data, runtime=self.runtime)
         except UserError as error:  # E.g. no dispatcher at --data-service: same for every trial.
             raise _FatalUserError(str(error)) from error
         # `train` shuffles itself; Keras warns that it ignores shuffle=True.
@@ -198,7 +199,7 @@ class GeoOracle(keras_tuner.oracles.RandomSearchOracle):
         return super().update_trial(trial_id, metrics, step=step)
 
 
-class GeoTuner(keras_tuner.Tuner):
+class GeoTuner(compat_kt.DeclaredSpace, keras_tuner.Tuner):
     """KerasTuner's `RandomSearch` (a `Tuner` with `GeoOracle`) that records each trial.
 
     Differences from `RandomSearch`: metric directions are recorded right
@@ -212,10 +213,10 @@ class GeoTuner(keras_tuner.Tuner):
     stays KerasTuner's own: `keras_tuner.RandomSearch(..., overwrite=False)`
     reloads it (docs/tuning.md, "Reload with KerasTuner alone").
 
-    The checkpoint and the space override or call KerasTuner's private
-    `_populate_initial_space` and `_build_and_fit_model` (both kept "for
-    AutoKeras to override" upstream); `setup.cfg` pins `keras-tuner` to the
-    tested range and `tests/test_tuning.py` fails if either changes.
+    A trial runs KerasTuner's public path (`run_trial`'s own example:
+    `hypermodel.build(hp)`, then `hypermodel.fit(hp, model, ...)`, the build
+    under the tuner's distribution strategy). The initial space comes from
+    `compat.keras_tuner.DeclaredSpace`, which overrides a private method.
 
     Args:
         hypermodel: A `GeoHyperModel`.
@@ -245,17 +246,15 @@ class GeoTuner(keras_tuner.Tuner):
         )
         super().__init__(oracle, hypermodel, **kwargs)
 
-    def _populate_initial_space(self):
-        # Upstream also builds the model (`_activate_all_conditions`) to find
-        # conditional hyperparameters; the space has none.
-        hp = self.oracle.get_space()
-        self.hypermodel.declare_hyperparameters(hp)
-        self.oracle.update_space(hp)
-
     def run_trial(self, trial, *args, **kwargs):
         # Upstream's run_trial adds a `SaveBestEpoch` weight checkpoint per trial.
+        hp = trial.hyperparameters
         callbacks = copy.deepcopy(kwargs.pop("callbacks", None) or [])
-        return self._build_and_fit_model(trial, *args, callbacks=callbacks, **kwargs)
+        keras.backend.clear_session()  # As upstream: no state of earlier trials' models.
+        strategy = self.distribution_strategy
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = self.hypermodel.build(hp)
+        return self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
 
     def on_trial_begin(self, trial):
         self._trial_start = time.monotonic()
@@ -383,9 +382,7 @@ def _check_search_config(tuning_dir, settings, overwrite, role):
     """
     path = os.path.join(tuning_dir, search_space.CONFIG_FILE)
     if os.path.exists(path) and not overwrite:
-        with open(path) as f:  # Fields it lacks had their default then.
-            stored = {**search_settings(TrainConfig(), **_EXTRAS), **json.load(f)}
-        changed = runs.config_diff(stored, settings)
+        changed = runs.config_diff(_stored_settings(path), settings)
         if changed and (role == "worker" or trials_ended(tuning_dir)):
             raise UserError(
                 f"{tuning_dir} holds a search with other settings ({', '.join(changed)}); "
@@ -412,38 +409,32 @@ def trials_ended(tuning_dir):
     )
 
 
-# Older files lack `objective`: their searches maximised the default.
-_EXTRAS = dict(phase=None, epochs=None, max_examples=None, objective=search_space.OBJECTIVE)
-
-
-def search_settings(config, *, phase, epochs, max_examples, objective=search_space.OBJECTIVE):
+def search_settings(
+    config, *, phase=None, epochs=None, max_examples=None, objective=search_space.OBJECTIVE
+):
     """The fixed settings of a search, as stored in `search_config.json`.
 
-    The objective is one of them, though not a `TrainConfig` field (it
-    chooses among recipes, it is not part of one).
+    The recipe less the fields a trial sets (`search_space.TRIAL_FIELDS`),
+    and how the search runs: the objective is one of them, though not a
+    `TrainConfig` field (it chooses among recipes, it is not part of one).
     """
-    fixed = {k: v for k, v in config.to_dict().items() if k not in _NOT_FIXED}
+    fixed = {k: v for k, v in config.to_dict().items() if k not in search_space.TRIAL_FIELDS}
     extras = dict(phase=phase, epochs=epochs, max_examples=max_examples, objective=objective)
     return {**fixed, **extras}
 
 
-def _load_data(config, max_examples):
-    service = bool(config.data_service)  # Trials then read through it, as `train`.
-    train = datasets.load_split(
-        config.dataset, "train", data_dir=config.data_dir, for_service=service
-    )
-    val = datasets.load_split(config.dataset, "validation", data_dir=config.data_dir)
-    if max_examples:
-        train, val = train.take(max_examples), val.take(max_examples)
-    return train, val, datasets.class_names(config.dataset, data_dir=config.data_dir)
+def _stored_settings(path):
+    """The `search_settings` stored at `path`.
 
-
-def _class_weight(config, num_classes, max_examples):
-    """`config.class_weight` from the training labels a trial sees, or None."""
-    if config.class_weight == "none":
-        return None
-    labels = datasets.split_labels(config.dataset, "train", data_dir=config.data_dir)
-    return training.class_weights(config, labels[:max_examples], num_classes)
+    A field the file lacks had its default then (older files lack
+    `objective`: their searches maximised the default); files written before
+    the `Runtime` split also hold its fields, which a search does not fix.
+    """
+    with open(path) as f:
+        stored = json.load(f)
+    runtime = config_lib.field_names(Runtime)
+    fixed = {k: v for k, v in stored.items() if k not in runtime}
+    return {**search_settings(TrainConfig()), **fixed}
 
 
 def make_tuner(
@@ -461,7 +452,7 @@ def make_tuner(
 
     KerasTuner treats seed 0 as "draw one at random", so the oracle gets
     `seed + 1`: every `seed >= 0` gives a fixed sequence of trials. Trials
-    build and train under `training.make_strategy(strategy)`, as `train`.
+    build and train under `distribute.make_strategy(strategy)`, as `train`.
     The oracle maximises `objective` (one of `search_space.OBJECTIVES`).
     """
     return GeoTuner(
@@ -474,7 +465,7 @@ def make_tuner(
         directory=tuning_dir,
         project_name=search_space.PROJECT_NAME,
         overwrite=overwrite,
-        distribution_strategy=None if strategy == "default" else training.make_strategy(strategy),
+        distribution_strategy=None if strategy == "default" else distribute.make_strategy(strategy),
     )
 
 
@@ -482,6 +473,7 @@ def search(
     config,
     run_dir,
     *,
+    runtime=None,
     phase="finetune",
     max_trials=30,
     epochs=10,
@@ -498,6 +490,8 @@ def search(
             overrides its `search_space.HYPERPARAMETERS`, the epochs come
             from `phase` and `epochs`.
         run_dir: Run directory; everything goes to `run_dir/tuning/`.
+        runtime: The `Runtime` trials run with (None: `Runtime()`); a
+            resumed search may run with another.
         phase: "finetune" (the paper's search) or "frozen".
         max_trials: Trials in total, finished ones included (resume).
         epochs: Epochs per trial.
@@ -524,12 +518,8 @@ def search(
             f"`objective` must be one of {', '.join(search_space.OBJECTIVES)}. "
             f"Received: objective={objective!r}"
         )
-    weights = str(config.weights)
-    if weights.lower() not in ("imagenet", "none") and not os.path.isfile(weights):
-        raise UserError(
-            f"--weights file not found: {weights}; pass an existing {config.backbone} "
-            "no-top .h5, imagenet or none"
-        )
+    model_lib.check_weights(config.weights, config.backbone)  # Before any trial.
+    runtime = runtime or Runtime()
     role = distributed_role()
     # A distributed search shares its run directory by design (chief and workers).
     writer = locks.exclusive(run_dir, "--run-dir") if role is None else contextlib.nullcontext()
@@ -544,14 +534,15 @@ def search(
         )
         overwrite = _check_search_config(tuning_dir, settings, overwrite, role)
         enable_memory_growth()
-        train, val, class_names = _load_data(config, max_examples)
+        data = phase_lib.load_data(config, runtime, max_examples=max_examples)
         cache_dir = os.path.join(tuning_dir, "features") if phase == "frozen" else None
         hypermodel = GeoHyperModel(
-            config.replace(**{f"epochs_{phase}": epochs}),  # A schedule spans a trial's epochs.
-            class_names,
+            config.replace(**{epochs_field(phase): epochs}),  # A schedule spans a trial's epochs.
+            data.class_names,
+            runtime=runtime,
             phase=phase,
             feature_cache_dir=cache_dir,
-            train_examples=int(train.cardinality()),
+            train_examples=int(data.train.cardinality()),
         )
         tuner = make_tuner(
             hypermodel,
@@ -560,14 +551,14 @@ def search(
             seed=config.seed,
             overwrite=overwrite,
             max_failures=max_failures,
-            strategy=config.strategy,
+            strategy=runtime.strategy,
             objective=objective,
         )
-        class_weight = _class_weight(config, len(class_names), max_examples)
+        class_weight = phase_lib.class_weight(config, runtime, len(data.class_names), max_examples)
         best = run_tuner(
             tuner,
-            train,
-            validation_data=val,
+            data.train,
+            validation_data=data.validation,
             epochs=epochs,
             verbose=verbose,
             class_weight=class_weight,
@@ -591,7 +582,7 @@ def run_tuner(tuner, *fit_args, **fit_kwargs):
     try:
         tuner.search(*fit_args, **fit_kwargs)
     except Exception as error:  # RuntimeError, or a gRPC error on a worker.
-        if "consecutive failures" not in str(error):
+        if compat_kt.consecutive_failures_limit(error) is None:
             raise
         if distributed_role() != "worker":
             tuning_report.write_report(tuning_dir, objective)
@@ -603,8 +594,8 @@ def run_tuner(tuner, *fit_args, **fit_kwargs):
 
 def _failures_message(error, tuning_dir):
     text = str(error)
-    limit = re.search(r"limit of (\d+)", text)
-    message = f"{limit.group(1) if limit else 'Too many'} trials failed in a row"
+    limit = compat_kt.consecutive_failures_limit(error)
+    message = f"{limit or 'Too many'} trials failed in a row"
     if isinstance(error, RuntimeError) and "\n" in text.strip():
         message += f" (last: {tuning_report.summarize_error(text.split(chr(10), 1)[1])})"
     where = os.path.join(tuning_dir, search_space.TRIALS_FILE)

@@ -6,9 +6,9 @@ import time
 
 import keras
 import numpy as np
+from train_helpers import write_run
 
-from keras_geo import export, runs
-from keras_geo.config import TrainConfig
+from keras_geo import export
 from keras_geo.model import CaffePreprocessing
 from tfds_geoguessr.geoguessr import synthetic
 
@@ -30,12 +30,7 @@ def save_models(root):
     """Writes `root/run` (run directory) and `root/models/geo/1` (SavedModel); same weights."""
     keras.utils.set_random_seed(3)
     model = tiny_model()
-    run_dir = root / "run"
-    run_dir.mkdir(parents=True)
-    config = TrainConfig(image_size=IMAGE_SIZE, weights="none")
-    config.to_json(run_dir / runs.CONFIG_FILE)
-    runs.write_class_names(run_dir, CLASS_NAMES)
-    runs.save_model(model, run_dir / runs.MODEL_FILE, CLASS_NAMES, config)
+    run_dir = write_run(root / "run", model, CLASS_NAMES, IMAGE_SIZE)
     export.export_saved_model(
         model, CLASS_NAMES, root / "models" / "geo" / "1", image_size=IMAGE_SIZE
     )

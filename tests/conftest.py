@@ -45,11 +45,19 @@ def tmpfs(tmp_path):
 
 
 @pytest.fixture(scope="session")
-def tiny_config(synthetic_data_dir):
+def tiny_config():
     """Makes the `TrainConfig` of a fast run: synthetic data, 32 px, random weights.
 
     `tiny_config(**overrides)`; defaults: 1 frozen and 1 fine-tuning epoch, batch 64.
     """
     import train_helpers
 
-    return lambda **overrides: train_helpers.tiny_config(synthetic_data_dir, **overrides)
+    return train_helpers.tiny_config
+
+
+@pytest.fixture(scope="session")
+def tiny_runtime(synthetic_data_dir):
+    """The `Runtime` of a fast run: `geoguessr/synthetic` in `synthetic_data_dir`."""
+    import train_helpers
+
+    return train_helpers.tiny_runtime(synthetic_data_dir)

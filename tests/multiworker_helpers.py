@@ -80,6 +80,7 @@ def logs(log_dir):
 def _toy(out_path):
     """One worker of the shim check: fits a tiny model three ways."""
     from keras_geo import distribute
+    from keras_geo.compat import keras_multiworker
 
     strategy = distribute.multiworker_strategy()
     import keras
@@ -97,7 +98,7 @@ def _toy(out_path):
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
         key = "+".join(parts) or "none"
         try:
-            with distribute.keras_multiworker_fix(parts):
+            with keras_multiworker.keras_multiworker_fix(parts):
                 history = model.fit(ds, epochs=2, verbose=0)
             results[key] = {
                 "loss": [float(v) for v in history.history["loss"]],
@@ -117,7 +118,7 @@ def _train_and_die(run_dir, data_dir, marker, finetune_steps):
     records that it did), as a machine failure would.
     """
     import keras
-    from train_helpers import tiny_config
+    from train_helpers import tiny_config, tiny_runtime
 
     from keras_geo import distribute, training
 
@@ -127,14 +128,11 @@ def _train_and_die(run_dir, data_dir, marker, finetune_steps):
                 open(marker, "w").close()
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    config = tiny_config(
-        data_dir,
-        epochs_frozen=2,
-        epochs_finetune=1 if int(finetune_steps) else 0,
-        strategy="multiworker",
-    )
+    config = tiny_config(epochs_frozen=2, epochs_finetune=1 if int(finetune_steps) else 0)
+    runtime = tiny_runtime(data_dir, strategy="multiworker")
     steps = int(finetune_steps) or None
-    training.train(config, run_dir, callbacks=[DieOnce()], verbose=0, steps_per_epoch=steps)
+    kwargs = dict(runtime=runtime, callbacks=[DieOnce()], verbose=0, steps_per_epoch=steps)
+    training.train(config, run_dir, **kwargs)
 
 
 if __name__ == "__main__":

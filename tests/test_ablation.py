@@ -34,7 +34,7 @@ def test_parse_variant_types_and_errors():
     assert ablation.parse_variant("demo:tau_km=none").config.tau_km is None
     with pytest.raises(UserError, match="Unknown experiment 'nope'"):
         ablation.parse_variant("nope")
-    with pytest.raises(UserError, match="Unknown config field"):
+    with pytest.raises(UserError, match="Unknown TrainConfig field"):
         ablation.parse_variant("demo:flipp=false")
     with pytest.raises(UserError, match="`flip` expects true or false"):
         ablation.parse_variant("demo:flip=maybe")

@@ -168,9 +168,9 @@ def test_offline_imagenet_names_the_file_to_download(name, monkeypatch):
 
 
 def test_unknown_backbone_and_too_many_stages_are_config_errors():
-    with pytest.raises(UserError, match="`backbone` must be one of 'resnet50', .*resnet5'"):
+    with pytest.raises(ValueError, match="`backbone` must be one of 'resnet50', .*resnet5'"):
         TrainConfig(backbone="resnet5")
-    with pytest.raises(UserError, match="`finetune_stages` must be 1-4 or 'all'.*'5'"):
+    with pytest.raises(ValueError, match="`finetune_stages` must be 1-4 or 'all'.*'5'"):
         TrainConfig(backbone="convnext_tiny", finetune_stages="5")
     assert TrainConfig(finetune_stages=5).finetune_stages == "5"
     assert TrainConfig(finetune_stages="all").finetune_stages == "all"

@@ -1,4 +1,4 @@
-"""`keras_geo.checkpoints`: Keras' writers on a disk that fills up mid-run."""
+"""`keras_geo.compat.keras_callbacks`: Keras' writers on a disk that fills up mid-run."""
 
 import os
 
@@ -71,7 +71,8 @@ def test_a_full_disk_mid_phase_fails_in_one_line_and_a_rerun_resumes(tmpfs):
 H5_ON_A_FULL_DISK = """
 import sys
 import keras
-from keras_geo import checkpoints, paths
+from keras_geo import paths
+from keras_geo.compat import keras_callbacks as checkpoints
 from keras_geo.errors import StorageError
 
 paths.check_space = lambda path, nbytes: None  # As if the disk filled up meanwhile.

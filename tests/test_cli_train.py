@@ -10,7 +10,7 @@ from train_helpers import synthetic_argv
 
 from keras_geo.cli import main as cli_main
 from keras_geo.cli import train as cli_train
-from keras_geo.config import TrainConfig
+from keras_geo.config import Runtime, TrainConfig
 from keras_geo.errors import UserError
 
 TINY = ["--weights", "none", "--image-size", "32", "--batch-size", "16"]
@@ -52,6 +52,28 @@ def test_unset_flags_keep_defaults_and_stored_config_is_resumed(tmp_path):
     stored.to_json(tmp_path / "old" / "config.json")
     assert _resolve(["--run-dir", str(tmp_path / "old")]) == stored
     assert _resolve(["--run-dir", str(tmp_path / "old"), "--seed", "3"]).seed == 3
+
+
+def test_a_flat_config_json_of_before_the_split_is_resumed_with_its_runtime(tmp_path):
+    from test_config import FLAT_CONFIG_JSON
+
+    (tmp_path / "config.json").write_text(json.dumps(FLAT_CONFIG_JSON))
+    args = cli_main.build_parser().parse_args(["train", "--run-dir", str(tmp_path)])
+    config, runtime = cli_train.resolve(args)
+    assert config.backbone == "efficientnetv2b0" and config.epochs_finetune == 25
+    assert runtime == Runtime(data_dir="/work/data")
+    argv = ["train", "--run-dir", str(tmp_path), "--data-dir", "/d", "--strategy", "mirrored"]
+    _, runtime = cli_train.resolve(cli_main.build_parser().parse_args(argv))
+    assert runtime == Runtime(data_dir="/d", strategy="mirrored")
+
+
+def test_hparams_may_set_runtime_fields(tmp_path):
+    hparams = _write(tmp_path / "h.json", '{"alpha": 1.0, "data_dir": "/d"}')
+    args = cli_main.build_parser().parse_args(
+        ["train", "--run-dir", str(tmp_path / "run"), "--hparams", str(hparams)]
+    )
+    config, runtime = cli_train.resolve(args)
+    assert config.alpha == 1.0 and runtime == Runtime(data_dir="/d")
 
 
 def test_flags_cover_every_config_field():
@@ -161,7 +183,7 @@ def test_demo_builds_data_trains_the_demo_experiment_and_prints_paths(
     seen = {}
 
     def fake_train(config, run_dir, **kwargs):  # the real one is tested elsewhere
-        seen["config"] = config
+        seen["config"], seen["runtime"] = config, kwargs["runtime"]
         metrics = evaluation.compute_metrics([0, 1], [[0.9, 0.1], [0.2, 0.8]], ["France", "Japan"])
         runs.metrics_path(run_dir, "test").parent.mkdir(parents=True)
         runs.metrics_path(run_dir, "test").write_text(json.dumps(metrics))
@@ -170,7 +192,8 @@ def test_demo_builds_data_trains_the_demo_experiment_and_prints_paths(
     run_dir = tmp_path / "demo"
     argv = ["demo", "--run-dir", str(run_dir), "--data-dir", synthetic_data_dir]
     assert cli_main.main(argv) == 0
-    assert seen["config"] == experiments.get("demo").replace(data_dir=synthetic_data_dir)
+    assert seen["config"] == experiments.get("demo")
+    assert seen["runtime"] == Runtime(data_dir=synthetic_data_dir)
     out = capsys.readouterr().out
     assert str(run_dir) in out and "plots" in out and "accuracy 100.0%" in out
 

@@ -91,24 +91,25 @@ def test_augmented_stream_gives_each_example_once_per_epoch(service, synthetic_d
         assert collections.Counter(labels.tolist()) == expected
 
 
-def test_data_service_is_not_part_of_the_run_identity():
+def test_data_service_is_not_part_of_the_run_identity(tmp_path):
     from keras_geo import runs
-    from keras_geo.config import TrainConfig
+    from keras_geo.config import Runtime, TrainConfig, field_names
 
-    stored = TrainConfig()
-    assert runs.config_diff(stored, stored.replace(data_service="grpc://host:5050")) == []
+    assert "data_service" in field_names(Runtime) and "data_service" not in field_names(TrainConfig)
+    served = Runtime(data_service="grpc://host:5050")
+    runs.prepare_run_dir(TrainConfig(), tmp_path, runtime=served)
+    assert runs.stored_run_config(tmp_path) == (TrainConfig(), served)
 
 
 def test_data_service_with_multiworker_is_refused():
-    from keras_geo.config import TrainConfig
-    from keras_geo.errors import UserError
+    from keras_geo.config import Runtime
 
-    with pytest.raises(UserError, match="data_service"):
-        TrainConfig(data_service="grpc://h:1", strategy="multiworker")
+    with pytest.raises(ValueError, match="data_service"):
+        Runtime(data_service="grpc://h:1", strategy="multiworker")
 
 
 @pytest.mark.slow
-def test_train_fine_tunes_through_the_service(service, tiny_config, tmp_path):
+def test_train_fine_tunes_through_the_service(service, tiny_config, tiny_runtime, tmp_path):
     """`keras-geo train --data-service URL`: the image epochs come from the service.
 
     Slow (ResNet50 steps, about 1-2 minutes on 2 shared cores); the fast test
@@ -116,15 +117,16 @@ def test_train_fine_tunes_through_the_service(service, tiny_config, tmp_path):
     """
     from keras_geo import runs, training
 
-    config = tiny_config(epochs_frozen=0, batch_size=32, data_service=service)
-    training.train(config, tmp_path / "run", verbose=0, steps_per_epoch=2)
+    config = tiny_config(epochs_frozen=0, batch_size=32)
+    served = tiny_runtime.replace(data_service=service)
+    training.train(config, tmp_path / "run", runtime=served, verbose=0, steps_per_epoch=2)
     assert [row["epoch"] for row in runs.read_history(tmp_path / "run", "finetune")] == [0]
-    resumed = config.replace(data_service=None)  # same run, local input
-    assert runs.prepare_run_dir(resumed, tmp_path / "run") == tmp_path / "run"
+    # The same run, local input.
+    assert runs.prepare_run_dir(config, tmp_path / "run", runtime=tiny_runtime) == tmp_path / "run"
 
 
 def test_tuning_trials_read_their_images_through_the_service(
-    service, tiny_config, tmp_path, monkeypatch
+    service, tiny_config, tiny_runtime, tmp_path, monkeypatch
 ):
     """`keras-geo tune --data-service URL`: a trial's image epochs come from the service."""
     from keras_geo import pipeline, tuning
@@ -137,9 +139,16 @@ def test_tuning_trials_read_their_images_through_the_service(
         return through_service(ds, address, **kwargs)
 
     monkeypatch.setattr(pipeline, "through_service", spy)
-    config = tiny_config(cache_features=False, data_service=service)
+    config = tiny_config(cache_features=False)
     best = tuning.search(
-        config, tmp_path / "run", phase="frozen", max_trials=1, epochs=1, max_examples=64, verbose=0
+        config,
+        tmp_path / "run",
+        runtime=tiny_runtime.replace(data_service=service),
+        phase="frozen",
+        max_trials=1,
+        epochs=1,
+        max_examples=64,
+        verbose=0,
     )
     assert best is not None  # The trial completed (`search` raises if none did).
     assert served == [service]
@@ -157,12 +166,15 @@ def test_an_address_with_no_dispatcher_is_a_one_line_error():
         pipeline.through_service(tf.data.Dataset.range(3), f"127.0.0.1:{port}")
 
 
-def test_tune_stops_at_once_without_a_dispatcher(tiny_config, tmp_path):
+def test_tune_stops_at_once_without_a_dispatcher(tiny_config, tiny_runtime, tmp_path):
     """The first trial's one-line error ends the search: every trial would meet it."""
     from keras_geo import tuning
     from keras_geo.errors import UserError
 
     (port,) = helpers.free_ports(1)
-    config = tiny_config(cache_features=False, data_service=f"grpc://127.0.0.1:{port}")
+    config = tiny_config(cache_features=False)
+    runtime = tiny_runtime.replace(data_service=f"grpc://127.0.0.1:{port}")
     with pytest.raises(UserError, match="no dispatcher answers"):
-        tuning.search(config, tmp_path / "run", phase="frozen", max_trials=3, epochs=1, verbose=0)
+        tuning.search(
+            config, tmp_path / "run", runtime=runtime, phase="frozen", max_trials=3, epochs=1
+        )

@@ -87,14 +87,14 @@ def test_plots_write_pngs(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def untrained_run(synthetic_data_dir, tiny_config, tmp_path_factory):
+def untrained_run(synthetic_data_dir, tiny_config, tiny_runtime, tmp_path_factory):
     """A hand-made run directory: untrained 32 px model, a fake history."""
     from keras_geo import datasets
     from keras_geo.model import build_model
 
     run_dir = tmp_path_factory.mktemp("run")
     config = tiny_config(batch_size=32, epochs_frozen=10, epochs_finetune=10)
-    runs.prepare_run_dir(config, run_dir)
+    runs.prepare_run_dir(config, run_dir, runtime=tiny_runtime)
     names = datasets.class_names(config.dataset, data_dir=synthetic_data_dir)
     runs.write_class_names(run_dir, names)
     runs.history_path(run_dir, "frozen").parent.mkdir()

@@ -15,10 +15,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from train_helpers import write_run
 
 from keras_geo import countries, export, pipeline, runs
 from keras_geo.cli.main import main
-from keras_geo.config import TrainConfig
 from keras_geo.errors import UserError
 from keras_geo.model import build_model
 
@@ -101,12 +101,7 @@ def tiny_model(num_classes=3, image_size=IMAGE_SIZE):
 def run_dir(tmp_path_factory):
     keras.utils.set_random_seed(0)
     model = build_model(len(CLASS_NAMES), image_size=IMAGE_SIZE, weights=None)
-    config = TrainConfig(image_size=IMAGE_SIZE, weights="none")
-    directory = tmp_path_factory.mktemp("run")
-    config.to_json(directory / runs.CONFIG_FILE)
-    runs.write_class_names(directory, CLASS_NAMES)
-    runs.save_model(model, directory / runs.MODEL_FILE, CLASS_NAMES, config)
-    return directory
+    return write_run(tmp_path_factory.mktemp("run"), model, CLASS_NAMES, IMAGE_SIZE)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`keras_geo.cli.flags`: one flag per TrainConfig field and one spelling per idea, everywhere."""
+"""`keras_geo.cli.flags`: one flag per config field and one spelling per idea, everywhere."""
 
 import argparse
 import collections
@@ -9,7 +9,9 @@ import pytest
 
 from keras_geo.cli import flags
 from keras_geo.cli import main as cli_main
-from keras_geo.config import TrainConfig
+from keras_geo.config import Runtime, TrainConfig
+
+FIELDS = (*dataclasses.fields(TrainConfig), *dataclasses.fields(Runtime))
 
 
 def _subparser(*path):
@@ -21,8 +23,8 @@ def _subparser(*path):
 
 
 def _config_flags(parser):
-    """{field: (option strings, help, choices)} of the TrainConfig flags of `parser`."""
-    fields = {field.name for field in dataclasses.fields(TrainConfig)}
+    """{field: (option strings, help, choices)} of the config flags of `parser`."""
+    fields = {field.name for field in FIELDS}
     return {
         action.dest: (tuple(action.option_strings), action.help, action.choices)
         for action in parser._actions
@@ -34,7 +36,7 @@ def test_train_tune_and_bench_spell_shared_fields_the_same():
     train = _config_flags(_subparser("train"))
     tune = _config_flags(_subparser("tune"))
     bench = _config_flags(_subparser("bench", "train"))
-    assert set(train) == {field.name for field in dataclasses.fields(TrainConfig)}
+    assert set(train) == {field.name for field in FIELDS}
     assert set(tune) == set(train) - {
         "batch_size", "learning_rate", "weight_decay", "alpha", "epochs_frozen", "epochs_finetune",
     }  # fmt: skip
@@ -78,16 +80,25 @@ def _value(field):
 
 def test_every_field_round_trips_and_unset_flags_are_none():
     parser = _subparser("train")
-    assert flags.config_overrides(parser.parse_args(["--run-dir", "r"])) == {}
+    unset = parser.parse_args(["--run-dir", "r"])
+    assert flags.config_overrides(unset) == {} and flags.runtime_overrides(unset) == {}
     argv = ["--run-dir", "r"]
-    for field in dataclasses.fields(TrainConfig):
+    for field in FIELDS:
         option = "--" + field.name.replace("_", "-")
         argv += [f"--no-{option[2:]}"] if field.type is bool else [option, _value(field)]
-    overrides = flags.config_overrides(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    overrides, runtime = flags.config_overrides(args), flags.runtime_overrides(args)
     config = TrainConfig().replace(**overrides)
     assert set(overrides) == {field.name for field in dataclasses.fields(TrainConfig)}
+    assert set(runtime) == {field.name for field in dataclasses.fields(Runtime)}
     assert config.flip is False and config.cache_features is False and config.tau_km == 75.5
     assert config.image_size == 64 and config.learning_rate == 64.0
+    assert Runtime().replace(**runtime) == Runtime(
+        data_dir="/tmp/x",
+        data_service="grpc://localhost:5050",
+        strategy="mirrored",
+        mixed_precision=False,
+    )
 
 
 def test_bad_choice_is_an_argparse_error(capsys):
@@ -98,7 +109,7 @@ def test_bad_choice_is_an_argparse_error(capsys):
 
 
 def test_unknown_field_names_are_refused():
-    with pytest.raises(ValueError, match="Unknown TrainConfig field"):
+    with pytest.raises(ValueError, match="Unknown TrainConfig or Runtime field"):
         flags.config_fields(exclude=("no_such_field",))
 
 

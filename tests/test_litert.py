@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from train_helpers import write_run
 
-from keras_geo import litert, predict, runs
+from keras_geo import litert, predict
 from keras_geo.cli import export as cli_export
 from keras_geo.cli.main import main
-from keras_geo.config import TrainConfig
 from keras_geo.errors import UserError
 from keras_geo.model import build_model
 from tfds_geoguessr.geoguessr import synthetic
@@ -79,12 +79,7 @@ def exports(tmp_path_factory):
     keras.utils.set_random_seed(0)
     root = tmp_path_factory.mktemp("litert")
     model = build_model(len(CLASS_NAMES), image_size=IMAGE_SIZE, weights=None)
-    run_dir = root / "run"
-    run_dir.mkdir()
-    config = TrainConfig(image_size=IMAGE_SIZE, weights="none")
-    config.to_json(run_dir / runs.CONFIG_FILE)
-    runs.write_class_names(run_dir, CLASS_NAMES)
-    runs.save_model(model, run_dir / runs.MODEL_FILE, CLASS_NAMES, config)
+    run_dir = write_run(root / "run", model, CLASS_NAMES, IMAGE_SIZE)
     saved_model = root / "saved" / "1"
     assert main(["export", "--run-dir", str(run_dir), "--out", str(saved_model)]) == 0
     files = {}

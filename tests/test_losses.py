@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from keras_geo import countries
-from keras_geo.errors import UserError
 from keras_geo.losses import HaversineCrossEntropy, haversine_cross_entropy
 
 NAMES = ["France", "Germany", "Japan"]
@@ -242,12 +241,12 @@ def test_mixed_float16_model_trains_with_finite_loss(mixed_precision):
 )
 def test_bad_arguments_raise(kwargs, match):
     kwargs = {"class_names": NAMES, **kwargs}
-    with pytest.raises(UserError, match=match):
+    with pytest.raises(ValueError, match=match):  # As Keras' own arguments.
         HaversineCrossEntropy(**kwargs)
 
 
 def test_pure_function_validates_too():
-    with pytest.raises(UserError, match="alpha=-0.5"):
+    with pytest.raises(ValueError, match="alpha=-0.5"):
         haversine_cross_entropy([0], [[1.0, 0.0, 0.0]], TOY, alpha=-0.5)
 
 

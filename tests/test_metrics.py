@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 from keras_geo import countries
-from keras_geo.errors import UserError
 from keras_geo.losses import HaversineCrossEntropy
 from keras_geo.metrics import (
     MeanGreatCircleError,
@@ -81,7 +80,7 @@ def test_metric_in_compiled_model_saves_and_loads(tmp_path):
 
 
 def test_bad_class_names_raise():
-    with pytest.raises(UserError, match="`class_names`.*'Narnia'"):
+    with pytest.raises(ValueError, match="`class_names`.*'Narnia'"):
         MeanGreatCircleError(["France", "Narnia"])
 
 

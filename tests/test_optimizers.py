@@ -1,11 +1,11 @@
-"""Tests for keras_geo.optimizers: Keras's AdamW updates, the rate traced once per step."""
+"""Tests for keras_geo.compat.keras_adamw: Keras's AdamW updates, the rate traced once per step."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_geo.optimizers import AdamW
+from keras_geo.compat.keras_adamw import AdamW
 
 SCHEDULE = dict(initial_learning_rate=0.0, decay_steps=6, warmup_target=3e-2, warmup_steps=2)
 
@@ -63,11 +63,11 @@ def test_the_schedule_is_traced_once_per_step_and_the_optimizer_round_trips():
 
 
 def test_keras_adamw_still_evaluates_the_rate_once_per_variable():
-    """Upstream behaviour that `keras_geo.optimizers.AdamW` works around.
+    """Upstream behaviour that `keras_geo.compat.keras_adamw.AdamW` works around.
 
     When this fails, Keras evaluates the learning rate once per step (one
     cond, not one per variable): compile with `keras.optimizers.AdamW` again
-    and drop `keras_geo.optimizers`.
+    and drop `keras_geo.compat.keras_adamw`.
     """
     variables = _variables()
     optimizer = _optimizer(keras.optimizers.AdamW, variables)

@@ -13,7 +13,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from keras_geo import runs, training
+from keras_geo import phase, runs, training
 from keras_geo.config import TrainConfig
 
 # Runs in a fresh interpreter: only Keras and NumPy may be imported.
@@ -38,17 +38,17 @@ LOADER_SCRIPT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def trained_run(tiny_config, tmp_path_factory):
+def trained_run(tiny_config, tiny_runtime, tmp_path_factory):
     """A ResNet50 run trained by `training.train` (its caffe preprocessing was a custom layer)."""
     run_dir = tmp_path_factory.mktemp("run")
-    training.train(tiny_config(), run_dir, verbose=0, steps_per_epoch=2)
+    training.train(tiny_config(), run_dir, runtime=tiny_runtime, verbose=0, steps_per_epoch=2)
     return run_dir
 
 
 def saved_as_train_saves(backbone, folder, class_names):
     """A model of `backbone` compiled as `train` compiles it, saved as `train` saves it."""
     config = TrainConfig(backbone=backbone, weights="none", image_size=32, lr_schedule="cosine")
-    model = training.build_phase_model(config, "finetune", class_names, steps_per_epoch=4)
+    model = phase.build_phase_model(config, "finetune", class_names, steps_per_epoch=4)
     path = folder / f"{backbone}.keras"
     runs.save_model(model, path, class_names, config)
     return path

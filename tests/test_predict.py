@@ -14,10 +14,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from train_helpers import write_run
 
 from keras_geo import export, runs
 from keras_geo.cli.main import main
-from keras_geo.config import TrainConfig
 from keras_geo.model import CaffePreprocessing
 
 CLASS_NAMES = ["France", "Japan", "United States"]
@@ -47,12 +47,7 @@ def models(tmp_path_factory):
     keras.utils.set_random_seed(1)
     model = tiny_model()
     root = tmp_path_factory.mktemp("predict")
-    run_dir = root / "run"
-    run_dir.mkdir()
-    config = TrainConfig(image_size=IMAGE_SIZE, weights="none")
-    config.to_json(run_dir / runs.CONFIG_FILE)
-    runs.write_class_names(run_dir, CLASS_NAMES)
-    runs.save_model(model, run_dir / runs.MODEL_FILE, CLASS_NAMES, config)
+    run_dir = write_run(root / "run", model, CLASS_NAMES, IMAGE_SIZE)
     base = root / "models" / "geo"
     export.export_saved_model(model, CLASS_NAMES, base / "1", image_size=IMAGE_SIZE)
     return run_dir, base

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from train_helpers import compile_eagerly, synthetic_argv
 
-from keras_geo import datasets, runs, training
+from keras_geo import datasets, phase, runs, training
 from keras_geo import model as geo_model
 from keras_geo.cli.main import main
-from keras_geo.config import TrainConfig
-from keras_geo.errors import UserError
+from keras_geo.config import Runtime, TrainConfig
 from keras_geo.evaluation import compute_metrics
 from keras_geo.metrics import BalancedAccuracy
 
@@ -22,13 +21,13 @@ SIZE = 32
 
 def test_class_weights_by_hand():
     labels = [0, 0, 0, 1]
-    balanced = training.class_weights(TrainConfig(class_weight="balanced"), labels, 3)
+    balanced = phase.class_weights(TrainConfig(class_weight="balanced"), labels, 3)
     assert balanced == pytest.approx({0: 2 / 3, 1: 2.0, 2: 0.0})
-    sqrt = training.class_weights(TrainConfig(class_weight="sqrt"), labels, 3)
+    sqrt = phase.class_weights(TrainConfig(class_weight="sqrt"), labels, 3)
     # sqrt(2/3) : sqrt(2), rescaled so 3 w0 + w1 = 4.
     w0 = 4 / (3 + np.sqrt(3))
     assert sqrt == pytest.approx({0: w0, 1: w0 * np.sqrt(3), 2: 0.0})
-    assert training.class_weights(TrainConfig(), labels, 3) is None
+    assert phase.class_weights(TrainConfig(), labels, 3) is None
 
 
 def test_class_weights_change_the_training_loss_as_computed_by_hand():
@@ -39,7 +38,7 @@ def test_class_weights_change_the_training_loss_as_computed_by_hand():
     labels = np.array([0, 0, 0, 1])
     probabilities = keras.ops.convert_to_numpy(model(images))
     crossentropy = -np.log(probabilities[np.arange(4), labels])
-    weights = training.class_weights(TrainConfig(class_weight="balanced"), labels, 2)
+    weights = phase.class_weights(TrainConfig(class_weight="balanced"), labels, 2)
     by_hand = np.mean([weights[label] for label in labels] * crossentropy)
     history = model.fit(images, labels, batch_size=4, epochs=1, class_weight=weights, verbose=0)
     assert history.history["loss"][0] == pytest.approx(by_hand, rel=1e-4)
@@ -48,7 +47,7 @@ def test_class_weights_change_the_training_loss_as_computed_by_hand():
 
 def test_learning_rate_schedules():
     paper = TrainConfig()
-    assert training.learning_rate_schedule(paper, "finetune", 100) == 1e-3
+    assert phase.learning_rate_schedule(paper, "finetune", 100) == 1e-3
     config = TrainConfig(
         learning_rate=1e-2,
         finetune_learning_rate=1e-4,
@@ -56,13 +55,13 @@ def test_learning_rate_schedules():
         warmup_epochs=1,
         epochs_finetune=10,
     )
-    schedule = training.learning_rate_schedule(config, "finetune", 100)
+    schedule = phase.learning_rate_schedule(config, "finetune", 100)
     rates = [float(schedule(step)) for step in (0, 5, 10, 55, 100)]
     assert rates == pytest.approx([0.0, 5e-5, 1e-4, 5e-5, 0.0], abs=1e-9)
-    frozen = training.learning_rate_schedule(config, "frozen", 100)
+    frozen = phase.learning_rate_schedule(config, "frozen", 100)
     assert float(frozen(10)) == pytest.approx(1e-2)  # 10 steps an epoch: warm-up done
     constant = TrainConfig(warmup_epochs=2, epochs_finetune=4)
-    schedule = training.learning_rate_schedule(constant, "finetune", 40)
+    schedule = phase.learning_rate_schedule(constant, "finetune", 40)
     assert [float(schedule(s)) for s in (10, 20, 30, 40)] == pytest.approx([5e-4, 1e-3, 1e-3, 1e-3])
 
 
@@ -79,7 +78,6 @@ def test_balanced_accuracy_metric_and_evaluation():
 def test_new_options_train_into_a_run_dir(synthetic_data_dir, tmp_path):
     config = TrainConfig(
         dataset="geoguessr/synthetic",
-        data_dir=synthetic_data_dir,
         weights="none",
         backbone="vgg16",
         image_size=SIZE,
@@ -93,7 +91,8 @@ def test_new_options_train_into_a_run_dir(synthetic_data_dir, tmp_path):
         class_weight="balanced",
     )
     run_dir = tmp_path / "run"
-    model = training.train(config, run_dir, verbose=0, steps_per_epoch=1)
+    runtime = Runtime(data_dir=synthetic_data_dir)
+    model = training.train(config, run_dir, runtime=runtime, verbose=0, steps_per_epoch=1)
     assert model.name == "geo_vgg16"
     assert all(layer.trainable for layer in geo_model.backbone(model).layers if layer.weights)
     schedule = model.optimizer.get_config()["learning_rate"]
@@ -151,7 +150,7 @@ def test_weights_file_of_another_backbone_leaves_no_run_dir(synthetic_data_dir, 
 
 
 def test_finetune_stages_beyond_the_backbone_is_a_user_error():
-    with pytest.raises(UserError, match="1-7 or 'all'"):
+    with pytest.raises(ValueError, match="1-7 or 'all'"):
         TrainConfig(backbone="efficientnetv2b0", finetune_stages="8")
 
 
@@ -176,7 +175,7 @@ def test_tune_with_another_backbone_and_class_weights(synthetic_data_dir, tmp_pa
     assert main(argv) == 0
     assert seen["backbone"] == "geo_vgg16"
     labels = datasets.split_labels("geoguessr/synthetic", "train", synthetic_data_dir)[:48]
-    expected = training.class_weights(TrainConfig(class_weight="balanced"), labels, 20)
+    expected = phase.class_weights(TrainConfig(class_weight="balanced"), labels, 20)
     assert seen["class_weight"] == pytest.approx(expected)
     with open(run_dir / "tuning" / "trials.csv") as f:
         row = next(csv.DictReader(f))

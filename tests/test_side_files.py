@@ -133,7 +133,8 @@ def test_broken_embedded_metadata_is_named(run, tmp_path, capsys, member, conten
 
 def test_an_edited_image_size_is_named(run, tmp_path, capsys):
     config = json.loads((run / runs.CONFIG_FILE).read_text())
-    (run / runs.CONFIG_FILE).write_text(json.dumps({**config, "image_size": 64}))
+    config["recipe"]["image_size"] = 64
+    (run / runs.CONFIG_FILE).write_text(json.dumps(config))
     err = _one_line(["evaluate", "--run-dir", str(run)], capsys)
     assert f"{run / runs.CONFIG_FILE} disagrees with the config" in err
     assert "image_size: 32 -> 64" in err

@@ -14,6 +14,7 @@ import keras
 import pytest
 from train_helpers import EpochCounter
 
+from keras_geo import phase as phase_lib
 from keras_geo import runs, training
 from keras_geo.config import TrainConfig
 from keras_geo.errors import UserError
@@ -35,13 +36,14 @@ def feature_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_config, feature_cache, tmp_path_factory):
+def trained(tiny_config, tiny_runtime, feature_cache, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     config = tiny_config()
     counter = EpochCounter()
     model = training.train(
         config,
         run_dir,
+        runtime=tiny_runtime,
         callbacks=[counter],
         verbose=0,
         steps_per_epoch=STEPS,
@@ -75,25 +77,46 @@ def test_both_phases_write_every_output(trained):
         assert (run_dir / "plots" / name).is_file()
 
 
-def test_rerun_retrains_no_epoch(trained):
+def test_rerun_retrains_no_epoch(trained, tiny_runtime):
     run_dir, config, _, _ = trained
     before = {p: runs.history_path(run_dir, p).read_text() for p in training.PHASES}
     counter = EpochCounter()
-    training.train(config, run_dir, callbacks=[counter], verbose=0, steps_per_epoch=STEPS)
+    kwargs = dict(runtime=tiny_runtime, verbose=0, steps_per_epoch=STEPS)
+    training.train(config, run_dir, callbacks=[counter], **kwargs)
     assert counter.epochs == []
     after = {p: runs.history_path(run_dir, p).read_text() for p in training.PHASES}
     assert after == before
 
 
-def test_run_dir_of_another_config_is_refused(trained):
+def test_run_dir_of_another_config_is_refused(trained, tiny_runtime):
     run_dir, config, _, _ = trained
     before = (run_dir / "config.json").read_text()
     with pytest.raises(UserError, match="epochs_finetune: 1 -> 2"):
-        training.train(config.replace(epochs_finetune=2), run_dir)
+        training.train(config.replace(epochs_finetune=2), run_dir, runtime=tiny_runtime)
     assert (run_dir / "config.json").read_text() == before
-    # The data location is not part of what is trained: moving data is fine.
-    runs.prepare_run_dir(config.replace(data_dir="/elsewhere"), run_dir)
-    runs.prepare_run_dir(config, run_dir)
+    # The runtime is not part of what is trained: moving data is fine.
+    elsewhere = tiny_runtime.replace(data_dir="/elsewhere", strategy="mirrored")
+    runs.prepare_run_dir(config, run_dir, runtime=elsewhere)
+    assert runs.stored_run_config(run_dir) == (config, elsewhere)
+    runs.prepare_run_dir(config, run_dir, runtime=tiny_runtime)
+
+
+def test_a_run_whose_config_json_is_of_before_the_runtime_split_resumes(
+    trained, tiny_runtime, capsys
+):
+    """`config.json` was one flat object of every field: `train --run-dir` alone resumes it."""
+    from keras_geo.cli import main as cli_main
+
+    run_dir, config, _, _ = trained
+    before = {p: runs.history_path(run_dir, p).read_text() for p in training.PHASES}
+    flat = {**config.to_dict(), **tiny_runtime.to_dict()}  # Its data_dir among the fields.
+    (run_dir / runs.CONFIG_FILE).write_text(json.dumps(flat))
+    assert cli_main.main(["train", "--run-dir", str(run_dir)]) == 0  # Trains nothing again.
+    assert "accuracy" in capsys.readouterr().out
+    after = {p: runs.history_path(run_dir, p).read_text() for p in training.PHASES}
+    assert after == before
+    assert runs.stored_run_config(run_dir) == (config, tiny_runtime)
+    assert set(json.loads((run_dir / runs.CONFIG_FILE).read_text())) == {"recipe", "runtime"}
 
 
 def test_load_model_from_run_dir_and_bare_keras_file(trained, tmp_path):
@@ -120,10 +143,12 @@ def test_load_model_bare_keras_without_metadata(tmp_path):
         runs.load_model(tmp_path / "missing.keras")
 
 
-def test_interrupted_phase_resumes_at_the_next_epoch(tiny_config, feature_cache, trained, tmp_path):
+def test_interrupted_phase_resumes_at_the_next_epoch(
+    tiny_config, tiny_runtime, feature_cache, trained, tmp_path
+):
     # The cached frozen phase: BackupAndRestore backs up the head-only model.
     config = tiny_config(epochs_frozen=2, epochs_finetune=0)
-    kwargs = dict(verbose=0, feature_cache_dir=feature_cache)
+    kwargs = dict(runtime=tiny_runtime, verbose=0, feature_cache_dir=feature_cache)
     cached = sorted(feature_cache.iterdir())
     with pytest.raises(RuntimeError, match="simulated"):
         training.train(config, tmp_path, callbacks=[Interrupt()], **kwargs)
@@ -146,11 +171,11 @@ def test_build_loss_follows_the_config():
 
     names = ["France", "Japan"]
     config = TrainConfig(alpha=1.5)
-    loss = training.build_loss(config, names)
+    loss = phase_lib.build_loss(config, names)
     assert isinstance(loss, HaversineCrossEntropy) and loss.alpha == 1.5
-    plain = training.build_loss(config.replace(loss="crossentropy"), names)
+    plain = phase_lib.build_loss(config.replace(loss="crossentropy"), names)
     assert isinstance(plain, keras.losses.SparseCategoricalCrossentropy)
-    smoothed = training.build_loss(config.replace(loss="crossentropy", tau_km=70.0), names)
+    smoothed = phase_lib.build_loss(config.replace(loss="crossentropy", tau_km=70.0), names)
     assert isinstance(smoothed, HaversineCrossEntropy)
     assert smoothed.alpha == 0.0 and smoothed.tau_km == 70.0
 
@@ -164,9 +189,10 @@ tf.config.set_logical_device_configuration(
 )
 import keras
 from keras_geo import training
-from keras_geo.config import TrainConfig
+from keras_geo.config import Runtime, TrainConfig
 
 config = TrainConfig(**json.loads(sys.argv[1]))
+runtime = Runtime(**json.loads(sys.argv[3]))
 seen = {}
 
 class Probe(keras.callbacks.Callback):
@@ -178,7 +204,7 @@ class Probe(keras.callbacks.Callback):
         seen["backbone_policy"] = self.model.get_layer("backbone").dtype_policy.name
 
 model = training.train(
-    config, sys.argv[2], callbacks=[Probe()], verbose=0, steps_per_epoch=1
+    config, sys.argv[2], runtime=runtime, callbacks=[Probe()], verbose=0, steps_per_epoch=1
 )
 seen["output_dtype"] = str(model.output.dtype)
 seen["policy_after"] = keras.mixed_precision.global_policy().name
@@ -186,13 +212,11 @@ print("RESULT " + json.dumps(seen))
 """
 
 
-def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(tiny_config, tmp_path):
-    config = tiny_config(
-        epochs_finetune=0,
-        cache_features=False,
-        strategy="mirrored",
-        mixed_precision=True,
-    )
+def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(
+    tiny_config, tiny_runtime, tmp_path
+):
+    config = tiny_config(epochs_finetune=0, cache_features=False)
+    runtime = tiny_runtime.replace(strategy="mirrored", mixed_precision=True)
     result = subprocess.run(
         [
             sys.executable,
@@ -200,6 +224,7 @@ def test_mirrored_strategy_and_mixed_precision_on_two_logical_cpus(tiny_config, 
             textwrap.dedent(_MIRRORED_SCRIPT),
             json.dumps(config.to_dict()),
             str(tmp_path / "run"),
+            json.dumps(runtime.to_dict()),
         ],
         capture_output=True,
         text=True,

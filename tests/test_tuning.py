@@ -8,6 +8,7 @@ import keras
 import keras_tuner
 import numpy as np
 import pytest
+from tuning_helpers import ToyHyperModel
 
 from keras_geo import runs, search_space, tuning, tuning_report
 from keras_geo.cli import main as cli_main
@@ -113,35 +114,6 @@ def test_progress_line_names_trial_values_score_and_best():
 
 
 # --- a toy search: fast, exercises GeoTuner and the report -----------------------
-
-
-class ToyHyperModel(keras_tuner.HyperModel):
-    """Same space as GeoHyperModel on a tiny dense model; fails on request."""
-
-    def __init__(self, fail=lambda values: None):
-        super().__init__()
-        self.fail = fail
-        self.fitted = []
-
-    def declare_hyperparameters(self, hp):
-        search_space.declare(hp)
-
-    def build(self, hp):
-        values = search_space.declare(hp)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
-        model.compile(
-            optimizer=keras.optimizers.AdamW(values["learning_rate"]),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-            run_eagerly=True,  # Tracing would cost more than these steps.
-        )
-        return model
-
-    def fit(self, hp, model, x, y, **kwargs):
-        values = search_space.declare(hp)
-        self.fitted.append(values)
-        self.fail(values)
-        return model.fit(x, y, batch_size=values["batch_size"], **kwargs)
 
 
 def _toy_search(tmp_path, hypermodel, max_trials, max_failures=3):
@@ -365,14 +337,14 @@ def test_tune_takes_experiment_and_hparams_as_train_does(tmp_path, capsys, monke
 
 
 @pytest.mark.slow
-def test_best_json_trains(synthetic_data_dir, tmp_path, tiny_config):
+def test_best_json_trains(synthetic_data_dir, tmp_path, tiny_config, tiny_runtime):
     from keras_geo import training
 
     run_dir = tmp_path / "run"
     assert _cli(*_tune_args(synthetic_data_dir, run_dir, 1)) == 0
     best = json.loads((run_dir / "tuning" / "best.json").read_text())
     config = tiny_config(epochs_frozen=0, batch_size=180).replace(**best)
-    model = training.train(config, run_dir, verbose=0)
+    model = training.train(config, run_dir, runtime=tiny_runtime, verbose=0)
     assert model.output_shape == (None, 20)
 
 
@@ -392,7 +364,7 @@ def test_frozen_phase_trials_share_one_feature_cache(synthetic_data_dir, tmp_pat
         (("--image-size", "16"), "image_size"),
         (("--max-trials", "0"), "max_trials"),
         (("--seed", "-1"), "seed"),
-        (("--weights", "/no/such/weights.h5"), "--weights file not found"),
+        (("--weights", "/no/such/weights.h5"), "weights file not found: /no/such/weights.h5"),
     ],
 )
 def test_tune_bad_input_is_a_one_line_error(tmp_path, capsys, flags, message):
@@ -437,7 +409,7 @@ def _compiled(model):
     }
 
 
-def test_a_trial_compiles_what_training_compiles(tmp_path, tiny_config):
+def test_a_trial_compiles_what_training_compiles(tmp_path, tiny_config, tiny_runtime):
     """Loss, optimizer, trainables, dtype and the learning-rate schedule (warm-up included)."""
     from keras_geo import datasets, training
 
@@ -458,9 +430,10 @@ def test_a_trial_compiles_what_training_compiles(tmp_path, tiny_config):
             self.model.stop_training = True  # One step: only what was compiled matters.
 
     run_dir = tmp_path / "run"
-    training.train(fixed.replace(**values), run_dir, callbacks=[ProbeAndStop()], verbose=0)
+    probe = dict(runtime=tiny_runtime, callbacks=[ProbeAndStop()], verbose=0)
+    training.train(fixed.replace(**values), run_dir, **probe)
 
-    train = datasets.load_split(fixed.dataset, "train", data_dir=fixed.data_dir)
+    train = datasets.load_split(fixed.dataset, "train", data_dir=tiny_runtime.data_dir)
     examples = int(train.cardinality())
     hypermodel = tuning.GeoHyperModel(
         fixed, runs.read_class_names(run_dir), train_examples=examples
@@ -490,17 +463,17 @@ def test_a_schedule_without_the_epoch_size_is_refused():
 def test_tune_maximises_balanced_accuracy_with_a_cosine_schedule(
     synthetic_data_dir, tmp_path, monkeypatch, capsys
 ):
-    from keras_geo import training
+    from keras_geo import phase as phase_lib
 
     built = []
-    build = training.build_phase_model
+    build = phase_lib.build_phase_model
 
     def spy(config, phase, class_names, **kwargs):
         model = build(config, phase, class_names, **kwargs)
         built.append((config.batch_size, model.optimizer.get_config()["learning_rate"]))
         return model
 
-    monkeypatch.setattr(training, "build_phase_model", spy)
+    monkeypatch.setattr(phase_lib, "build_phase_model", spy)
     run_dir = tmp_path / "run"
     args = list(_tune_args(synthetic_data_dir, run_dir, 1))
     args[args.index("--epochs") + 1] = 2
@@ -555,17 +528,17 @@ def test_the_objective_picks_the_best_trial():
 def test_tune_loss_crossentropy_tunes_plain_cross_entropy(
     synthetic_data_dir, tmp_path, monkeypatch
 ):
-    from keras_geo import training
+    from keras_geo import phase as phase_lib
 
     losses = []
-    build = training.build_phase_model
+    build = phase_lib.build_phase_model
 
     def spy(config, phase, class_names, **kwargs):
         model = build(config, phase, class_names, **kwargs)
         losses.append(model.loss)
         return model
 
-    monkeypatch.setattr(training, "build_phase_model", spy)
+    monkeypatch.setattr(phase_lib, "build_phase_model", spy)
     run_dir = tmp_path / "run"
     args = list(_tune_args(synthetic_data_dir, run_dir, 1))
     args[args.index("--max-examples") + 1] = 16
@@ -573,24 +546,6 @@ def test_tune_loss_crossentropy_tunes_plain_cross_entropy(
     assert [type(loss) for loss in losses] == [keras.losses.SparseCategoricalCrossentropy]
     stored = json.loads((run_dir / "tuning" / search_space.CONFIG_FILE).read_text())
     assert stored["loss"] == "crossentropy" and "alpha" not in stored
-
-
-# --- KerasTuner's private methods GeoTuner relies on --------------------------------
-
-
-def test_keras_tuner_private_methods_geotuner_relies_on_are_still_there():
-    """Fails when keras-tuner changes what GeoTuner overrides (see setup.cfg's pin)."""
-    import inspect
-
-    base = keras_tuner.Tuner
-    assert list(inspect.signature(base._build_and_fit_model).parameters) == [
-        "self", "trial", "args", "kwargs",
-    ]  # fmt: skip
-    assert list(inspect.signature(base._populate_initial_space).parameters) == ["self"]
-    # The overrides are still needed: upstream builds the model to populate the space
-    # and checkpoints every trial's best epoch.
-    assert "_activate_all_conditions" in inspect.getsource(base._populate_initial_space)
-    assert "SaveBestEpoch" in inspect.getsource(base.run_trial)
 
 
 def test_geotuner_builds_once_per_trial_and_writes_no_checkpoint(tmp_path):
@@ -630,7 +585,10 @@ def test_resume_check_compares_every_fixed_field_and_reads_older_files(tmp_path)
     config = TrainConfig(dataset="geoguessr/synthetic", image_size=32)
     settings = tuning.search_settings(config, phase="finetune", epochs=1, max_examples=None)
     assert "loss" in settings and not set(search_space.HYPERPARAMETERS) & set(settings)
-    older = {k: v for k, v in settings.items() if k not in ("loss", "strategy")}
+    assert not {"data_dir", "strategy", "mixed_precision"} & set(settings)  # The runtime's.
+    # Files of before the Runtime split held its fields too, which no resume compares.
+    older = {k: v for k, v in settings.items() if k != "loss"}
+    older.update(data_dir="/old", data_service=None, strategy="mirrored", mixed_precision=True)
     ended = tmp_path / search_space.PROJECT_NAME / "trial_0" / search_space.SIDE_CAR
     ended.parent.mkdir(parents=True)
     ended.write_text("{}")  # A trial ended: other settings are refused.

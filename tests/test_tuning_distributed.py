@@ -8,6 +8,7 @@ model in one chief and two worker processes; the slow one runs the real
 import csv
 import json
 import os
+import pathlib
 import re
 import socket
 import subprocess
@@ -20,30 +21,20 @@ TIMEOUT_S = 480  # The whole search; every process is killed after it.
 
 TOY_SEARCH = """
 import sys
-import keras, keras_tuner, numpy as np
-from keras_geo import search_space, tuning
+sys.path.insert(0, sys.argv[2])  # tests/, for tuning_helpers.
+import keras, numpy as np
+from tuning_helpers import ToyHyperModel
+from keras_geo import tuning
 
-class Toy(keras_tuner.HyperModel):
-    def declare_hyperparameters(self, hp):
-        search_space.declare(hp)
-
-    def build(self, hp):
-        values = search_space.declare(hp)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
-        model.compile(optimizer=keras.optimizers.AdamW(values["learning_rate"]),
-                      loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy", keras.metrics.SparseTopKCategoricalAccuracy(
-                          k=2, name="top5_accuracy")],  # A name KerasTuner takes as "min".
-                      run_eagerly=True)
-        return model
-
-    def fit(self, hp, model, x, y, **kwargs):
-        batch_size = search_space.declare(hp)["batch_size"]
-        return model.fit(x, y, batch_size=batch_size, **kwargs)
+def metrics():
+    top = keras.metrics.SparseTopKCategoricalAccuracy(k=2, name="top5_accuracy")
+    return ["accuracy", top]  # A name KerasTuner takes as "min".
 
 x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
 y = (x[:, 0] > 0).astype("int64")
-tuner = tuning.make_tuner(Toy(), sys.argv[1], max_trials=3, seed=0, overwrite=False)
+tuner = tuning.make_tuner(
+    ToyHyperModel(metrics=metrics), sys.argv[1], max_trials=3, seed=0, overwrite=False
+)
 best = tuning.run_tuner(tuner, x, y, validation_data=(x, y), epochs=1, verbose=0)
 print("best hyperparameters:", best)
 """
@@ -120,7 +111,13 @@ def _check_every_trial_ran_once(logs, tuning_dir):
 
 def test_chief_and_two_workers_run_every_trial_exactly_once(tmp_path):
     tuning_dir = tmp_path / "shared" / "tuning"
-    command = [sys.executable, "-c", TOY_SEARCH, str(tuning_dir)]
+    command = [
+        sys.executable,
+        "-c",
+        TOY_SEARCH,
+        str(tuning_dir),
+        str(pathlib.Path(__file__).parent),
+    ]
     logs = _run_chief_and_workers(command, tmp_path)
     _check_every_trial_ran_once(logs, tuning_dir)
 

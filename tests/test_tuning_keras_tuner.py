@@ -17,9 +17,9 @@ import subprocess
 import sys
 
 import keras
-import keras_tuner
 import numpy as np
 import pytest
+from tuning_helpers import ToyHyperModel
 
 from keras_geo import model as geo_model
 from keras_geo import search_space, tuning
@@ -28,25 +28,8 @@ CLASS_NAMES = ["France", "Japan"]
 README = pathlib.Path(__file__).resolve().parents[1] / "docs" / "tuning.md"  # Was README.md.
 
 
-class MetricsHyperModel(keras_tuner.HyperModel):
-    """The search space on a tiny dense model compiled with the project's metrics."""
-
-    def declare_hyperparameters(self, hp):
-        search_space.declare(hp)
-
-    def build(self, hp):
-        values = search_space.declare(hp)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, "softmax")])
-        model.compile(
-            optimizer=keras.optimizers.AdamW(values["learning_rate"]),
-            loss="sparse_categorical_crossentropy",
-            metrics=geo_model.training_metrics(2, CLASS_NAMES),
-            run_eagerly=True,  # Tracing would cost more than these steps.
-        )
-        return model
-
-    def fit(self, hp, model, x, y, **kwargs):
-        return model.fit(x, y, batch_size=search_space.declare(hp)["batch_size"], **kwargs)
+def _project_metrics():
+    return geo_model.training_metrics(2, CLASS_NAMES)
 
 
 def toy_search(tuning_dir, max_trials=3, verbose=0):
@@ -54,7 +37,11 @@ def toy_search(tuning_dir, max_trials=3, verbose=0):
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype("int64")
     tuner = tuning.make_tuner(
-        MetricsHyperModel(), str(tuning_dir), max_trials=max_trials, seed=0, overwrite=False
+        ToyHyperModel(metrics=_project_metrics),
+        str(tuning_dir),
+        max_trials=max_trials,
+        seed=0,
+        overwrite=False,
     )
     tuning.run_tuner(tuner, x, y, validation_data=(x, y), epochs=2, verbose=verbose)
 

@@ -10,7 +10,7 @@ import keras
 SYNTHETIC = "geoguessr/synthetic"
 
 
-def tiny_config(data_dir, **overrides):
+def tiny_config(**overrides):
     """The `TrainConfig` of a fast run: synthetic data, 32 px, random weights.
 
     Defaults: 1 frozen and 1 fine-tuning epoch, batch 64; `overrides` replace fields.
@@ -18,7 +18,14 @@ def tiny_config(data_dir, **overrides):
     from keras_geo.config import TrainConfig
 
     tiny = dict(weights="none", image_size=32, epochs_frozen=1, epochs_finetune=1, batch_size=64)
-    return TrainConfig(dataset=SYNTHETIC, data_dir=data_dir, **tiny).replace(**overrides)
+    return TrainConfig(dataset=SYNTHETIC, **tiny).replace(**overrides)
+
+
+def tiny_runtime(data_dir, **overrides):
+    """The `Runtime` of a tiny run: the built synthetic data in `data_dir`; `overrides`."""
+    from keras_geo.config import Runtime
+
+    return Runtime(data_dir=data_dir).replace(**overrides)
 
 
 def synthetic_argv(command, data_dir, *flags):
@@ -50,3 +57,20 @@ class EpochCounter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epochs.append(epoch)
+
+
+def write_run(run_dir, model, class_names, image_size):
+    """Writes the run directory `train` would leave for `model` (`image_size` px, no weights).
+
+    Returns:
+        `run_dir`, created (parents too) if missing.
+    """
+    from keras_geo import runs
+    from keras_geo.config import TrainConfig
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = TrainConfig(image_size=image_size, weights="none")
+    config.to_json(run_dir / runs.CONFIG_FILE)
+    runs.write_class_names(run_dir, class_names)
+    runs.save_model(model, run_dir / runs.MODEL_FILE, class_names, config)
+    return run_dir

@@ -47,24 +47,38 @@ def run(args):
     from keras_geo import ablation
     from keras_geo.errors import UserError
 
-    common = {"data_dir": args.data_dir} if args.data_dir else {}
+    common = {}
     for item in args.set:
         field, sep, value = item.partition("=")
         if not sep:
             raise UserError(f"--set expects FIELD=VALUE. Received: {item!r}")
         common[field.strip().replace("-", "_")] = value.strip()
-    variants = [ablation.parse_variant(text, _typed(common)) for text in args.variants]
-    rows = ablation.run(variants, args.out, split=args.split)
+    recipe, runtime = _split(common, args.data_dir)
+    variants = [ablation.parse_variant(text, recipe) for text in args.variants]
+    rows = ablation.run(variants, args.out, runtime=runtime, split=args.split)
     print(ablation.markdown_table(rows), end="")
     print(f"Comparison: {args.out}/comparison.csv, comparison.md, comparison.png")
 
 
-def _typed(common):
+def _split(common, data_dir):
+    """`--set` values, typed: `(recipe overrides, Runtime)`; `--data-dir` is the runtime's."""
     from keras_geo import ablation
-    from keras_geo.config import TrainConfig
+    from keras_geo.config import Runtime, TrainConfig, field_names
+    from keras_geo.errors import UserError, one_line
 
-    base = TrainConfig()
-    return {
-        field: value if field == "data_dir" else ablation.parse_value(base, field, value)
-        for field, value in common.items()
-    }
+    in_runtime = field_names(Runtime)
+    base = Runtime(data_dir=data_dir)
+    try:
+        recipe = {
+            field: ablation.parse_value(TrainConfig(), field, value)
+            for field, value in common.items()
+            if field not in in_runtime
+        }
+        runtime = {
+            field: ablation.parse_value(base, field, value)
+            for field, value in common.items()
+            if field in in_runtime
+        }
+        return recipe, base.replace(**runtime)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"--set: {one_line(error)}") from None

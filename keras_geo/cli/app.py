@@ -1,5 +1,7 @@
 """`keras-geo app`: serve a web page and a JSON API that name a screenshot's country."""
 
+from keras_geo.cli import flags
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_UPLOAD_MB = 1024  # Uploads are held in memory while checked: a GB is plenty.
 
@@ -20,12 +22,7 @@ def add_parser(subparsers):
             "Ctrl-C or SIGTERM stops it and deletes every upload."
         ),
     )
-    parser.add_argument(
-        "--model",
-        default=None,
-        metavar="PATH",
-        help="SavedModel, .tflite, run dir or .keras file (default: the bundled model)",
-    )
+    flags.add_model_flag(parser)
     parser.add_argument(
         "--host",
         default="127.0.0.1",

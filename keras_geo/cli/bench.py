@@ -11,10 +11,10 @@ repository's `benchmarks/` folder.
 import json
 
 from keras_geo.cli import flags
-from keras_geo.config import TrainConfig, choices
+from keras_geo.config import Runtime, TrainConfig, choices
 
 DEFAULT_SECONDS = 15.0
-# The TrainConfig fields `bench input` and `bench train` take, as `train` spells them
+# The TrainConfig and Runtime fields `bench input` and `bench train` take, as `train` spells them
 # (and as `run_input` and `run_train` name their parameters).
 _INPUT_FIELDS = ("dataset", "data_dir", "batch_size", "image_size", "flip")
 _INPUT_DEFAULTS = TrainConfig(batch_size=64)
@@ -83,9 +83,9 @@ def finish(record, args):
 
 
 def _config_fields(args, fields, defaults):
-    """`fields` of `defaults` with the flags applied: the keyword arguments of a benchmark."""
-    config = defaults.replace(**flags.config_overrides(args))
-    return {name: getattr(config, name) for name in fields}
+    """`fields` of `defaults` (and `Runtime()`) with the flags applied: a benchmark's arguments."""
+    parts = flags.with_flags(args, defaults, Runtime())
+    return {name: getattr(part, name) for part in parts for name in fields if hasattr(part, name)}
 
 
 def _run_input(args):

@@ -30,9 +30,11 @@ def add_parser(subparsers):
 def run(args):
     from keras_geo import datasets, experiments, training
     from keras_geo.cli.train import _print_summary
+    from keras_geo.config import Runtime
 
-    config = experiments.get("demo").replace(data_dir=args.data_dir, **flags.config_overrides(args))
+    runtime = Runtime(data_dir=args.data_dir)
+    config, runtime = flags.with_flags(args, experiments.get("demo"), runtime)
     run_dir = args.run_dir or ("runs/demo" if config.seed == 0 else f"runs/demo-seed-{config.seed}")
     datasets.ensure_synthetic(args.data_dir)
-    training.train(config, run_dir)
+    training.train(config, run_dir, runtime=runtime)
     _print_summary(run_dir)

@@ -17,12 +17,7 @@ def add_parser(subparsers):
             "still predicted; the exit code is 1 if any file failed."
         ),
     )
-    parser.add_argument(
-        "--model",
-        default=None,
-        metavar="PATH",
-        help="SavedModel, .tflite, run dir or .keras file (default: the bundled model)",
-    )
+    flags.add_model_flag(parser)
     parser.add_argument(
         "images", nargs="+", metavar="IMAGE", help="JPEG, PNG, GIF, BMP or WebP files, any size"
     )

@@ -1,19 +1,19 @@
 """`keras-geo train`: both training phases into a run directory, then evaluation.
 
-Config precedence, lowest first: `TrainConfig` defaults (or, with no
-`--experiment`, the run directory's own `config.json` when resuming),
-`--experiment NAME`, `--hparams FILE` (JSON object of `TrainConfig` fields,
-e.g. a tuner's `best.json`), explicit flags. A run directory that holds a
-different config is refused (one where nothing was trained yet takes the new
-config); `keras-geo train --run-dir DIR` alone resumes it, `--overwrite`
-starts it afresh.
+Config precedence, lowest first: `TrainConfig` and `Runtime` defaults (or,
+with no `--experiment`, the run directory's own `config.json` when resuming),
+`--experiment NAME`, `--hparams FILE` (JSON object of config fields, e.g. a
+tuner's `best.json`), explicit flags. A run directory that holds a different
+recipe is refused (one where nothing was trained yet takes the new recipe);
+the runtime (data dir, strategy...) may change. `keras-geo train --run-dir DIR`
+alone resumes it, `--overwrite` starts it afresh.
 """
 
 import json
 import pathlib
 
 from keras_geo.cli import flags
-from keras_geo.errors import UserError
+from keras_geo.errors import UserError, one_line
 
 
 def add_parser(subparsers):
@@ -41,39 +41,50 @@ def add_train_arguments(parser):
 def add_recipe_flags(parser):
     """Adds `--experiment NAME` and `--hparams FILE` (`train` and `tune`)."""
     parser.add_argument("--experiment", help="start from keras_geo.experiments.NAME")
-    parser.add_argument("--hparams", help="JSON file of TrainConfig field overrides")
+    parser.add_argument("--hparams", help="JSON file of TrainConfig (or Runtime) field overrides")
 
 
 def run(args):
     from keras_geo import distribute, training
 
-    config = resolve_config(args)
-    training.train(config, args.run_dir, overwrite=args.overwrite)
-    if config.strategy == "multiworker" and not distribute.is_chief():
+    config, runtime = resolve(args)
+    training.train(config, args.run_dir, runtime=runtime, overwrite=args.overwrite)
+    if runtime.strategy == "multiworker" and not distribute.is_chief():
         print(f"Worker {distribute.task()} done; the chief wrote {args.run_dir}.")
         return
     _print_summary(args.run_dir)
 
 
-def resolve_config(args, *, resume=True):
-    """Returns the `TrainConfig` of experiment < hparams file < explicit flags.
+def resolve(args, *, resume=True):
+    """Returns `(TrainConfig, Runtime)` of experiment < hparams file < explicit flags.
 
-    With no `--experiment`, the base is the run directory's stored config
-    when `resume` (train), else `TrainConfig()` (tune).
+    With no `--experiment`, the base is the run directory's stored recipe
+    and runtime when `resume` (train), else the defaults (tune).
+
+    Raises:
+        UserError: a value out of range, or an unknown field, in one line.
     """
+    from keras_geo import config as config_lib
     from keras_geo import experiments, runs
-    from keras_geo.config import TrainConfig
 
+    stored = resume and not args.experiment and runs.stored_run_config(args.run_dir)
+    config, runtime = stored or (config_lib.TrainConfig(), config_lib.Runtime())
     if args.experiment:
         config = experiments.get(args.experiment)
-    else:
-        config = (resume and runs.stored_config(args.run_dir)) or TrainConfig()
     if args.hparams:
+        hparams = read_hparams(args.hparams)
+        in_runtime = config_lib.field_names(config_lib.Runtime)
         try:
-            config = config.replace(**read_hparams(args.hparams))
-        except TypeError as error:
-            raise UserError(f"--hparams {args.hparams}: {error}") from None
-    return config.replace(**flags.config_overrides(args))
+            config = config.replace(**{k: v for k, v in hparams.items() if k not in in_runtime})
+            runtime = runtime.replace(**{k: v for k, v in hparams.items() if k in in_runtime})
+        except (TypeError, ValueError) as error:
+            raise UserError(f"--hparams {args.hparams}: {one_line(error)}") from None
+    return flags.with_flags(args, config, runtime)
+
+
+def resolve_config(args, *, resume=True):
+    """The recipe (`TrainConfig`) of `resolve`."""
+    return resolve(args, resume=resume)[0]
 
 
 def read_hparams(path):
@@ -92,10 +103,10 @@ def read_hparams(path):
 
 
 def _coerce(name, value, path):
-    """Checks a JSON value against the type of the TrainConfig default."""
-    from keras_geo.config import TrainConfig
+    """Checks a JSON value against the type of the field's default."""
+    from keras_geo.config import Runtime, TrainConfig
 
-    default = getattr(TrainConfig(), name, None)
+    default = getattr(TrainConfig(), name, getattr(Runtime(), name, None))
     if value is None or default is None or isinstance(default, str):
         return value
     if isinstance(default, bool):

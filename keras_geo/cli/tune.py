@@ -28,10 +28,6 @@ from keras_geo import search_space
 from keras_geo.cli import flags
 from keras_geo.cli import train as cli_train
 
-# TrainConfig fields `tune` does not take as flags: the tuned ones, and the
-# epochs, which `--phase` and `--epochs` set.
-SET_BY_SEARCH = (*search_space.HYPERPARAMETERS, "epochs_frozen", "epochs_finetune")
-
 _EPILOG = """\
 Distributed (one chief, N workers, one shared --run-dir; start the chief first):
   export KERASTUNER_ORACLE_IP=10.0.0.1 KERASTUNER_ORACLE_PORT=8000
@@ -78,9 +74,9 @@ def add_parser(subparsers):
         default=None,
         help="smoke tests: use only the first N train and validation examples",
     )
-    # Every TrainConfig field but the tuned ones and the epochs (--phase, --epochs)
-    # is a fixed setting of the search.
-    flags.add_config_flags(parser, exclude=SET_BY_SEARCH, helps=_HELPS)
+    # Every TrainConfig field but those a trial sets (the tuned ones, and the epochs:
+    # --phase, --epochs) is a fixed setting of the search; every Runtime field a flag.
+    flags.add_config_flags(parser, exclude=search_space.TRIAL_FIELDS, helps=_HELPS)
     parser.set_defaults(func=run)
 
 
@@ -98,7 +94,7 @@ def config_from_args(args):
 def run(args):
     from keras_geo import tuning
 
-    config = config_from_args(args)
+    config, runtime = cli_train.resolve(args, resume=False)
     if args.phase == "finetune" and config.finetune_learning_rate is not None:
         print(
             f"keras-geo: warning: finetune_learning_rate={config.finetune_learning_rate:g} "
@@ -109,6 +105,7 @@ def run(args):
     best = tuning.search(
         config,
         args.run_dir,
+        runtime=runtime,
         phase=args.phase,
         max_trials=args.max_trials,
         epochs=args.epochs,
