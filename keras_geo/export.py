@@ -1,10 +1,11 @@
 """Export a trained model as a self-contained TensorFlow SavedModel.
 
-The SavedModel takes the raw bytes of screenshots: decoding, the evaluation
-resize (`keras_geo.pipeline.resize_for_eval`, the very function evaluation
-uses) and the backbone's preprocessing (inside the Keras model) are all in
-the graph, so any TensorFlow consumer (TF Serving, `saved_model_cli`, a script
-with only `tensorflow` installed) gets countries back from JPEG or PNG bytes.
+The SavedModel takes the raw bytes of screenshots: the image boundary's
+checks and decoding (`keras_geo.images.decode_image`: the byte and pixel
+budget, the evaluation resize) and the backbone's preprocessing (inside the
+Keras model) are all in the graph, so any TensorFlow consumer (TF Serving,
+`saved_model_cli`, a script with only `tensorflow` installed) gets countries
+back from JPEG or PNG bytes.
 
 Signatures:
 
@@ -43,111 +44,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_geo import __version__, animation, countries, paths, pipeline
+from keras_geo import __version__, countries, paths
 from keras_geo.compat import keras_callbacks
 from keras_geo.errors import UserError
+from keras_geo.images import decode_image, max_pixels, model_input
 from keras_geo.tta import with_test_time_views
 from tfds_geoguessr.geoguessr import limits
 
 METADATA_DIR = "assets.extra"
 EXPORT_RECORD = "keras_geo_export.json"
 SIGNATURES = ("serving_default", "serve_pixels", "metadata")
-
-
-def decode_image(image_bytes, *, image_size, max_pixels=None):
-    """Decodes one encoded image and resizes it exactly as evaluation does.
-
-    The input is held to the budget of `tfds_geoguessr.geoguessr.limits`
-    before decoding: more bytes than `limits.max_file_bytes`, or more pixels
-    than `max_pixels` declared in the header (for a GIF: its screen or its
-    first frame, whichever is larger), fail with `InvalidArgumentError`
-    ("image too large: ...") instead of taking gigabytes of memory. Only the
-    first frame of an animated GIF is decoded (`keras_geo.animation`).
-
-    Args:
-        image_bytes: scalar `tf.string`, an encoded JPEG, PNG, GIF (first
-            frame), BMP or WebP image of any size.
-        image_size: side of the square model input, pixels.
-        max_pixels: the pixel limit; None: `limits.max_pixels()` (read when
-            traced, so an export keeps the limit it was exported with).
-
-    Returns:
-        float32 `[image_size, image_size, 3]` RGB pixels in 0-255.
-    """
-    limit = limits.max_pixels() if max_pixels is None else max_pixels
-    max_bytes = limits.max_file_bytes(limit)
-    check_bytes = tf.debugging.assert_less_equal(
-        tf.cast(tf.strings.length(image_bytes), tf.int64),
-        tf.constant(max_bytes, tf.int64),
-        message=f"image too large: the file holds more than {max_bytes / 1e6:.1f} MB, the "
-        f"limit (4 bytes per pixel of {limits.MAX_PIXELS_ENV})",
-    )
-    with tf.control_dependencies([check_bytes]):
-        image_bytes, frame_pixels = animation.first_gif_frame(image_bytes)
-    check_pixels = tf.debugging.assert_less_equal(
-        tf.maximum(declared_pixels(image_bytes), frame_pixels),
-        tf.constant(limit, tf.int64),
-        message=f"image too large: above the limit of {limit / 1e6:.1f} MP "
-        f"({limits.MAX_PIXELS_ENV})",
-    )
-    with tf.control_dependencies([check_pixels]):
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    return _resize(image, image_size)
-
-
-def declared_pixels(image_bytes):
-    """Width x height from an encoded image's header (int64; 0 if unknown).
-
-    Reads the first 30 bytes only: PNG (IHDR), GIF, BMP (Windows headers) and
-    WebP (VP8, VP8L, VP8X) headers, and JPEG through
-    `tf.image.extract_jpeg_shape`. A header that is not what its signature
-    promises gives 0: the decoder then names the file corrupt.
-    """
-    # Padded: `substr` fails ("pos 12 out of range") past the end of a short input,
-    # and no signature below holds a zero byte, so the padding never matches one.
-    padded = image_bytes + b"\0" * 30
-    head = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, 30), tf.uint8), tf.int64)
-
-    def number(start, length, big_endian=False):
-        order = range(length - 1, -1, -1) if big_endian else range(length)
-        return sum(head[start + i] * 256**k for k, i in enumerate(order))
-
-    def starts(prefix, at=0):
-        return tf.equal(tf.strings.substr(padded, at, len(prefix)), prefix)
-
-    vp8l_bits = number(21, 4)
-    sizes = [
-        (starts(b"IHDR", 12), number(16, 4, True) * number(20, 4, True)),  # PNG
-        (starts(b"GIF8"), number(6, 2) * number(8, 2)),
-        (
-            starts(b"BM") & tf.reduce_any(tf.equal(number(14, 4), [40, 52, 56, 108, 124])),
-            tf.abs(_int32(number(18, 4))) * tf.abs(_int32(number(22, 4))),
-        ),
-        (starts(b"VP8X", 12), (number(24, 3) + 1) * (number(27, 3) + 1)),
-        (starts(b"VP8 ", 12), (number(26, 2) % 16384) * (number(28, 2) % 16384)),
-        (
-            starts(b"VP8L", 12),
-            (vp8l_bits % 16384 + 1) * ((vp8l_bits // 16384) % 16384 + 1),
-        ),
-    ]
-    pixels = tf.cond(
-        starts(b"\xff\xd8"),
-        lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(image_bytes)[:2], tf.int64)),
-        lambda: tf.constant(0, tf.int64),
-    )
-    for matches, size in sizes:
-        pixels = tf.where(matches, size, pixels)
-    return pixels
-
-
-def _int32(value):
-    """An unsigned 32-bit header field read as signed (BMP heights may be negative)."""
-    return tf.where(value >= 2**31, value - 2**32, value)
-
-
-def _resize(image, image_size):
-    image = pipeline.resize_for_eval(image, image_size=image_size)
-    return tf.ensure_shape(tf.cast(image, tf.float32), [image_size, image_size, 3])
 
 
 def _map_images(fn, images, image_size):
@@ -190,7 +96,7 @@ def _endpoints(model, class_names, coordinates, image_size, k, tta):
         autograph=False,
     )
     def serve_pixels(images):
-        resize = lambda image: _resize(image, image_size)  # noqa: E731
+        resize = lambda image: model_input(image, image_size)  # noqa: E731
         return classify(_map_images(resize, images, image_size))
 
     @tf.function(input_signature=[], autograph=False)
@@ -256,10 +162,7 @@ def export_saved_model(
     """
     class_names = [str(name) for name in class_names]
     check_model(model, class_names, image_size, top_k)
-    try:
-        limits.max_pixels()  # Traced into the graph below.
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    max_pixels()  # Traced into the graph below: UserError if the variable is bad.
     model = with_test_time_views(model, tta)
     coordinates = np.asarray(countries.coordinates(class_names), dtype=np.float64)
     k = min(top_k, len(class_names))

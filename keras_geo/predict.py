@@ -3,30 +3,27 @@
 `load_predictor(path)` accepts what `keras-geo export` wrote (a directory with
 `saved_model.pb`, or a TF Serving base directory with numbered versions; or a
 `.tflite` file, run with LiteRT), a run directory or a `.keras` file (both
-through `keras_geo.runs.load_model`). Every kind decodes and resizes with
-`keras_geo.export.decode_image`, so they give the same probabilities for the
-same bytes (a quantized LiteRT file: close to them). `predict_bytes` is the one
-path from encoded bytes to the answer document, shared by `keras-geo predict`
-and `keras-geo app`; `check_image_bytes` refuses what is not worth decoding.
+through `keras_geo.runs.load_model`). Every kind checks, decodes and resizes
+at the image boundary (`keras_geo.images`: `check_image_bytes`, then
+`decode_image`, in the SavedModel's graph or here), so they give the same
+probabilities for the same bytes (a quantized LiteRT file: close to them).
+`predict_bytes` is the one path from encoded bytes to the answer document,
+shared by `keras-geo predict` and `keras-geo app`.
 """
 
-import io
 import os
 import pathlib
-import warnings
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
 from keras_geo import bundled, countries, divergence, model_info, runs
 from keras_geo.errors import UserError, one_line
-from keras_geo.export import decode_image, read_export_record, read_metadata
+from keras_geo.export import read_export_record, read_metadata
+from keras_geo.images import CORRUPT, TOO_LARGE, check_image_bytes, decode_image, max_pixels
 from keras_geo.tta import check_views, with_test_time_views
 from tfds_geoguessr.geoguessr import limits
 
-# File signatures of the formats `tf.io.decode_image` reads (WebP: RIFF....WEBP).
-IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 MODEL_KINDS = (
     "an exported SavedModel directory (with saved_model.pb), a .tflite file, a run "
     "directory (with config.json) or a .keras file"
@@ -269,15 +266,12 @@ def probabilities_of(predictor, image_bytes):
         probabilities = predictor.probabilities(image_bytes)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
         text = str(error.message)
-        if "image too large" in text:  # The graph's own budget (a SavedModel's: its export's).
-            reason = text[text.index("image too large") :].split("]")[0]
+        if TOO_LARGE in text:  # The graph's own budget (a SavedModel's: its export's).
+            reason = text[text.index(TOO_LARGE) :].split("]")[0]
             raise ValueError(one_line(reason)) from None
         raise ValueError(CORRUPT) from None
     divergence.check_probabilities(probabilities)
     return probabilities
-
-
-CORRUPT = "corrupt or truncated image: the decoder failed"
 
 
 def describe(predictor, probabilities, *, file, top_k=5):
@@ -310,51 +304,6 @@ def _read_file(path):
         raise ValueError("is a directory, not an image file") from None
     except OSError as error:
         raise ValueError(f"cannot read: {error.strerror or error}") from None
-
-
-def check_image_bytes(image_bytes):
-    """Refuses empty bytes, non-images and images over the budget, before decoding.
-
-    The format is told by its signature and the size by its header (read by
-    PIL, nothing decoded), so an image above the budget of
-    `tfds_geoguessr.geoguessr.limits` (bytes, then pixels) is refused before
-    it takes memory. Only the first frame of a GIF is ever decoded.
-
-    Raises:
-        ValueError: one line saying what is wrong.
-    """
-    if not image_bytes:
-        raise ValueError("empty file, not an image")
-    if not image_bytes.startswith(IMAGE_SIGNATURES) and image_bytes[8:12] != b"WEBP":
-        raise ValueError("not an image (JPEG, PNG, GIF, BMP or WebP expected)")
-    limit = max_pixels()
-    if len(image_bytes) > limits.max_file_bytes(limit):
-        raise limits.too_many_bytes(len(image_bytes), limits.max_file_bytes(limit))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(image_bytes)) as image:
-                width, height = image.size  # A GIF's: its screen and first frame's.
-                animated_webp = image.format == "WEBP" and getattr(image, "is_animated", False)
-    except Image.DecompressionBombError:  # Pillow's own limit, higher than ours.
-        raise ValueError(
-            f"too large: above the limit of {limit / 1e6:.1f} MP ({limits.MAX_PIXELS_ENV})"
-        ) from None
-    except Exception:  # noqa: BLE001 (an unreadable header is a corrupt image)
-        raise ValueError(CORRUPT) from None
-    reason = limits.too_large(width, height, limit)
-    if reason:
-        raise ValueError(reason)
-    if animated_webp:  # TensorFlow decodes animated WebP as RGBA only.
-        raise ValueError("animated WebP is not supported: save its first frame as PNG or JPEG")
-
-
-def max_pixels():
-    """The pixel limit; UserError if `KERAS_GEO_MAX_PIXELS` is not a positive integer."""
-    try:
-        return limits.max_pixels()
-    except ValueError as error:
-        raise UserError(str(error)) from None
 
 
 def predict_files(predictor, paths, *, top_k=5):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from train_helpers import synthetic_argv
 
-from keras_geo import export, predict, runs, settings, tuning
+from keras_geo import export, images, predict, runs, settings, tuning
 from keras_geo.cli.main import main
 from keras_geo.config import TrainConfig
 from keras_geo.errors import UserError
@@ -182,6 +182,6 @@ def test_the_savedmodel_reads_the_size_from_every_header(fmt, options):
 
     buffer = io.BytesIO()
     Image.new("RGB", (50, 40), (1, 2, 3)).save(buffer, format=fmt, **options)
-    assert int(export.declared_pixels(tf.constant(buffer.getvalue()))) == 2000
+    assert int(images.declared_pixels(tf.constant(buffer.getvalue()))) == 2000
     fake = b"\x89PNG\r\n\x1a\n" + b"\xff" * 40  # A signature, then no real header.
-    assert int(export.declared_pixels(tf.constant(fake))) == 0
+    assert int(images.declared_pixels(tf.constant(fake))) == 0
