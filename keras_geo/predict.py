@@ -13,6 +13,8 @@ shared by `keras-geo predict` and `keras-geo app`.
 
 import os
 import pathlib
+import typing
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -28,6 +30,29 @@ MODEL_KINDS = (
     "an exported SavedModel directory (with saved_model.pb), a .tflite file, a run "
     "directory (with config.json) or a .keras file"
 )
+
+
+@typing.runtime_checkable
+class Predictor(typing.Protocol):
+    """What answers for a model: the SavedModel, Keras and LiteRT predictors, the app's batcher.
+
+    Attributes:
+        class_names: the `C` class names, in probability order.
+        coordinates: `[C, 2]` latitude, longitude of each class, or None.
+        info: what the model is (`keras_geo.model_info.ModelInfo`).
+        tta: the test-time views each image gets (`keras_geo.tta`).
+    """
+
+    class_names: list[str]
+    coordinates: typing.Any
+    info: model_info.ModelInfo
+    tta: int
+
+    def probabilities(self, image_bytes: bytes) -> np.ndarray:
+        """Returns the `[C]` float32 probabilities of one encoded image."""
+
+    def probabilities_batch(self, images: Sequence[bytes]) -> np.ndarray:
+        """Returns the `[N, C]` float32 probabilities of N encoded images."""
 
 
 class SavedModelPredictor:

@@ -25,8 +25,10 @@ _STOP = object()
 class Batcher:
     """Runs `predictor.probabilities_batch` on a worker thread for concurrent callers.
 
+    A `keras_geo.predict.Predictor` itself: it answers for the predictor it wraps.
+
     Args:
-        predictor: a `keras_geo.predict` predictor (`probabilities_batch(list of bytes)`).
+        predictor: a `keras_geo.predict.Predictor` (`probabilities_batch(list of bytes)`).
         max_batch: most images per model call; 1 turns batching off.
 
     Example (a stand-in predictor that gives each image its length):
@@ -58,6 +60,11 @@ class Batcher:
     def probabilities(self, image_bytes):
         """Returns the `[C]` probabilities of one image (blocks until computed)."""
         return self.submit(image_bytes).result()
+
+    def probabilities_batch(self, images):
+        """Returns the `[N, C]` probabilities of N images (blocks until all are computed)."""
+        futures = [self.submit(image_bytes) for image_bytes in images]
+        return np.stack([future.result() for future in futures])
 
     def close(self):
         """Stops the worker after the queued requests are answered."""
@@ -105,3 +112,11 @@ class Batcher:
     @property
     def coordinates(self):
         return self.predictor.coordinates
+
+    @property
+    def info(self):
+        return self.predictor.info
+
+    @property
+    def tta(self):
+        return self.predictor.tta

@@ -48,7 +48,7 @@ class AppState:
         work_dir: temporary directory of the examples, removed by `close`.
     """
 
-    predictor: object
+    predictor: predict.Predictor
     batcher: Batcher
     model_name: str
     top_k: int
