@@ -7,13 +7,19 @@ exported SavedModel's `serving_default`) goes through this module:
   a format not in `FORMATS` (told by its file signature), more bytes or
   header pixels than the budget of `tfds_geoguessr.geoguessr.limits`
   (`KERAS_GEO_MAX_PIXELS`) and animated WebP are refused with one line.
-- `decode_image`: in TensorFlow ops, so that it is traced into the SavedModel
+- `decode_frame`: in TensorFlow ops, so that it is traced into the SavedModel
   and runs in TF Serving without Python: the same byte and pixel budget
   (the header read by `declared_pixels`), the first frame of a GIF only
-  (`keras_geo.animation`), then the evaluation resize
-  (`keras_geo.pipeline.resize_for_eval`, the very function evaluation uses).
+  (`keras_geo.animation`); `decode_image` adds the evaluation resize
+  (`model_input`: `keras_geo.pipeline.resize_for_eval`, the very function
+  evaluation uses).
+- `decode` (both checks, then the frame, once) and `decode_errors` (a
+  decode failure as one line) serve Python callers: `keras_geo.predict`
+  and the app.
 """
 
+import contextlib
+import functools
 import io
 import warnings
 
@@ -21,7 +27,7 @@ import tensorflow as tf
 from PIL import Image
 
 from keras_geo import animation, pipeline
-from keras_geo.errors import UserError
+from keras_geo.errors import UserError, one_line
 from tfds_geoguessr.geoguessr import limits
 
 # File signatures of the formats `tf.io.decode_image` reads (WebP: RIFF....WEBP).
@@ -76,15 +82,53 @@ def check_image_bytes(image_bytes):
         raise ValueError("animated WebP is not supported: save its first frame as PNG or JPEG")
 
 
+def decode(image_bytes):
+    """Checks one encoded image and decodes its first frame: the one decode of an upload.
+
+    `check_image_bytes` first, then `decode_frame` (traced once per pixel
+    limit), so the frame has passed both sides of the boundary.
+
+    Returns:
+        uint8 `[H, W, 3]` RGB numpy array.
+
+    Raises:
+        ValueError: one line saying what is wrong (`decode_errors`).
+    """
+    check_image_bytes(image_bytes)
+    with decode_errors():
+        return _traced_decode_frame(max_pixels())(tf.constant(image_bytes)).numpy()
+
+
+@functools.lru_cache(maxsize=4)
+def _traced_decode_frame(limit):
+    # Traced: a GIF's first-frame cut is a loop, slow step by step in eager mode.
+    return tf.function(
+        lambda image_bytes: decode_frame(image_bytes, max_pixels=limit),
+        input_signature=[tf.TensorSpec([], tf.string)],
+    )
+
+
+@contextlib.contextmanager
+def decode_errors():
+    """Turns TensorFlow's decode failures into the boundary's one-line `ValueError`.
+
+    `decode_frame`'s own budget checks (a SavedModel's: its export's) keep
+    their reason ("image too large: ..."); any other failure is `CORRUPT`.
+    """
+    try:
+        yield
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+        text = str(error.message)
+        if TOO_LARGE in text:
+            reason = text[text.index(TOO_LARGE) :].split("]")[0]
+            raise ValueError(one_line(reason)) from None
+        raise ValueError(CORRUPT) from None
+
+
 def decode_image(image_bytes, *, image_size, max_pixels=None):
     """Decodes one encoded image and resizes it exactly as evaluation does.
 
-    The input is held to the budget of `tfds_geoguessr.geoguessr.limits`
-    before decoding: more bytes than `limits.max_file_bytes`, or more pixels
-    than `max_pixels` declared in the header (for a GIF: its screen or its
-    first frame, whichever is larger), fail with `InvalidArgumentError`
-    ("image too large: ...") instead of taking gigabytes of memory. Only the
-    first frame of an animated GIF is decoded (`keras_geo.animation`).
+    `decode_frame`, then `model_input`.
 
     Args:
         image_bytes: scalar `tf.string`, an encoded JPEG, PNG, GIF (first
@@ -95,6 +139,26 @@ def decode_image(image_bytes, *, image_size, max_pixels=None):
 
     Returns:
         float32 `[image_size, image_size, 3]` RGB pixels in 0-255.
+    """
+    return model_input(decode_frame(image_bytes, max_pixels=max_pixels), image_size)
+
+
+def decode_frame(image_bytes, *, max_pixels=None):
+    """Decodes the first frame of one encoded image, within the budget, in TensorFlow ops.
+
+    The input is held to the budget of `tfds_geoguessr.geoguessr.limits`
+    before decoding: more bytes than `limits.max_file_bytes`, or more pixels
+    than `max_pixels` declared in the header (for a GIF: its screen or its
+    first frame, whichever is larger), fail with `InvalidArgumentError`
+    ("image too large: ...") instead of taking gigabytes of memory. Only the
+    first frame of an animated GIF is decoded (`keras_geo.animation`).
+
+    Args:
+        image_bytes: scalar `tf.string`, an encoded image.
+        max_pixels: the pixel limit; None: `limits.max_pixels()`, read when traced.
+
+    Returns:
+        uint8 `[H, W, 3]` RGB pixels.
     """
     limit = limits.max_pixels() if max_pixels is None else max_pixels
     max_bytes = limits.max_file_bytes(limit)
@@ -112,8 +176,7 @@ def decode_image(image_bytes, *, image_size, max_pixels=None):
         message=f"{TOO_LARGE}: above the limit of {limit / 1e6:.1f} MP ({limits.MAX_PIXELS_ENV})",
     )
     with tf.control_dependencies([check_pixels]):
-        image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    return model_input(image, image_size)
+        return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
 
 
 def model_input(image, image_size):

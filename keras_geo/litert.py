@@ -4,7 +4,7 @@ The file takes pixels, not encoded bytes: LiteRT has no image decoder, and
 its resize ops do not antialias, which a 1536x662 screenshot squashed to 224
 px needs. So the caller decodes the screenshot and squashes the whole frame
 (GeoGuessr's UI included) to the fixed input size S x S with an antialiased
-resize, as `keras_geo.export.decode_image` does for the SavedModel and for
+resize, as `keras_geo.images.decode_image` does for the SavedModel and for
 `keras-geo predict --model X.tflite`. The caffe or built-in preprocessing is
 inside the model, as in every export.
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras_geo import bundled, countries, divergence, model_info, runs
 from keras_geo.errors import UserError, one_line
 from keras_geo.export import read_export_record, read_metadata
-from keras_geo.images import CORRUPT, TOO_LARGE, check_image_bytes, decode_image, max_pixels
+from keras_geo.images import check_image_bytes, decode_errors, decode_image, max_pixels
 from keras_geo.tta import check_views, with_test_time_views
 from tfds_geoguessr.geoguessr import limits
 
@@ -128,7 +128,10 @@ class KerasPredictor:
 
     def probabilities_batch(self, images):
         """Returns the `[N, C]` float32 probabilities of N encoded images, one model call."""
-        pixels = tf.stack([self.pixels(image_bytes) for image_bytes in images])
+        return self.classify(tf.stack([self.pixels(image_bytes) for image_bytes in images]))
+
+    def classify(self, pixels):
+        """Returns the `[N, C]` float32 probabilities of `[N, S, S, 3]` model-input pixels."""
         return np.asarray(self._classify(pixels), dtype=np.float32)
 
     def pixels(self, image_bytes):
@@ -287,14 +290,8 @@ def probabilities_of(predictor, image_bytes):
         ValueError: the bytes are not an image, a corrupt one or too large (one line).
     """
     check_image_bytes(image_bytes)
-    try:
+    with decode_errors():  # The graph's own budget (a SavedModel's: its export's) or corrupt.
         probabilities = predictor.probabilities(image_bytes)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-        text = str(error.message)
-        if TOO_LARGE in text:  # The graph's own budget (a SavedModel's: its export's).
-            reason = text[text.index(TOO_LARGE) :].split("]")[0]
-            raise ValueError(one_line(reason)) from None
-        raise ValueError(CORRUPT) from None
     divergence.check_probabilities(probabilities)
     return probabilities
 

@@ -6,6 +6,7 @@ must answer exactly what `keras_geo.predict` answers for the same file.
 
 import concurrent.futures
 import struct
+import threading
 import zlib
 
 import httpx
@@ -14,8 +15,8 @@ import pytest
 from app_helpers import CLASS_NAMES, ThreadedServer, save_models, scene_files
 from fastapi.testclient import TestClient
 
-from keras_geo import predict
-from keras_geo.app import server, ui
+from keras_geo import images, predict
+from keras_geo.app import gradcam, server, ui, worldmap
 
 
 def png_header(width, height):
@@ -162,6 +163,31 @@ def test_page_handler_shows_label_map_distances_and_heatmap(keras_app, models):
     assert "distance from the top guess" in distances and distances.count(" km") == 2
     assert heatmap.shape[2] == 3 and max(heatmap.shape[:2]) == ui.HEATMAP_WIDTH
     assert "Grad-CAM" in note
+
+
+def test_the_page_decodes_an_upload_once_and_calls_the_model_from_the_batcher(
+    keras_app, models, monkeypatch
+):
+    state = keras_app[0]
+    path = models[2][3]
+    expected = state.predictor.probabilities(path.read_bytes())
+    decodes, callers = [], []
+    decode, classify, cam = images.decode, state.predictor.classify, gradcam.gradcam
+
+    def counted(fn, calls, what):
+        return lambda *args: calls.append(what(*args)) or fn(*args)
+
+    monkeypatch.setattr(images, "decode", counted(decode, decodes, len))
+    monkeypatch.setattr(state.predictor, "pixels", lambda data: pytest.fail("decoded twice"))
+    thread = lambda *args: threading.current_thread().name  # noqa: E731
+    monkeypatch.setattr(state.predictor, "classify", counted(classify, callers, thread))
+    monkeypatch.setattr(gradcam, "gradcam", counted(cam, callers, thread))
+    label, _, _, heatmap, note = ui.analyse(state, str(path))
+    assert decodes == [path.stat().st_size]
+    assert callers == ["keras-geo-batcher"] * 2  # The class scores, then Grad-CAM.
+    top = worldmap.top_classes(expected, state.top_k)
+    np.testing.assert_allclose(list(label.values()), expected[top], rtol=0, atol=1e-6)
+    assert heatmap is not None and "Grad-CAM" in note
 
 
 def test_saved_model_answers_the_same_and_says_gradcam_needs_keras(models, client):

@@ -1,6 +1,8 @@
 """The app's parts on their own: the world map, Grad-CAM, the request batcher, examples."""
 
+import concurrent.futures
 import threading
+import time
 
 import keras
 import numpy as np
@@ -224,6 +226,31 @@ def test_a_bad_image_in_a_batch_fails_alone():
             bad.result(timeout=30)
     finally:
         batcher.close()
+
+
+def test_a_run_call_waits_its_turn_on_the_worker_thread_and_its_error_reaches_the_caller():
+    predictor = GatedPredictor()
+    batcher = batching.Batcher(predictor, max_batch=8)
+    order = []
+    try:
+        first = batcher.submit(bytes([1]))
+        assert predictor.entered.wait(timeout=30)
+        queued = [batcher.submit(bytes([i])) for i in (2, 3)]
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            job = pool.submit(batcher.run, lambda: order.append(threading.current_thread().name))
+            while batcher._queue.qsize() < 3:  # Both images and the job are waiting.
+                time.sleep(0.01)
+            later = batcher.submit(bytes([4]))
+            predictor.gate.set()
+            job.result(timeout=30)
+        for future in [first, *queued, later]:
+            future.result(timeout=30)
+        with pytest.raises(ZeroDivisionError):
+            batcher.run(lambda: 1 / 0)
+    finally:
+        batcher.close()
+    assert order == ["keras-geo-batcher"]
+    assert predictor.calls == [1, 2, 1]  # The job ran between the batch before it and after.
 
 
 def test_max_batch_must_be_positive():

@@ -10,16 +10,32 @@ cannot be mixed up. A request that arrives alone is not delayed: the worker
 never waits for a batch to fill.
 
 A batch whose decoding fails (one corrupt image) is retried image by image, so
-only the bad request gets the error.
+only the bad request gets the error. `Batcher.run` hands the same thread a call
+no batch can share (the app's Grad-CAM), so every model call has one caller.
 """
 
 import concurrent.futures
 import queue
 import threading
+import typing
 
 import numpy as np
 
 _STOP = object()
+
+
+class _Job(typing.NamedTuple):
+    """A call for the worker thread (`Batcher.run`) and the future of its result."""
+
+    fn: typing.Callable
+    args: tuple
+    future: concurrent.futures.Future
+
+    def run(self):
+        try:
+            self.future.set_result(self.fn(*self.args))
+        except Exception as error:  # noqa: BLE001 (handed to the caller's future)
+            self.future.set_exception(error)
 
 
 class Batcher:
@@ -66,24 +82,38 @@ class Batcher:
         futures = [self.submit(image_bytes) for image_bytes in images]
         return np.stack([future.result() for future in futures])
 
+    def run(self, fn, *args):
+        """Runs `fn(*args)` on the worker thread, between batches; returns its result.
+
+        For model calls no batch can share (Grad-CAM's gradient tape), so that
+        they too go through the one model caller.
+        """
+        future = concurrent.futures.Future()
+        self._queue.put(_Job(fn, args, future))
+        return future.result()
+
     def close(self):
         """Stops the worker after the queued requests are answered."""
         self._queue.put(_STOP)
         self._worker.join()
 
     def _run(self):
+        held = None  # A job or the stop met while filling a batch: next, in queue order.
         while True:
-            item = self._queue.get()
+            item, held = (self._queue.get(), None) if held is None else (held, None)
             if item is _STOP:
                 return
+            if isinstance(item, _Job):
+                item.run()
+                continue
             batch = [item]
             while len(batch) < self.max_batch:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is _STOP:
-                    self._queue.put(_STOP)  # Answer this batch, then stop.
+                if item is _STOP or isinstance(item, _Job):
+                    held = item  # Answer this batch first.
                     break
                 batch.append(item)
             self._answer(batch)

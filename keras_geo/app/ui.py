@@ -1,12 +1,11 @@
 """The Gradio page: drop a screenshot, see the top countries, the map and the heatmap."""
 
-import io
 import os
 
 import gradio as gr
 import numpy as np
 
-from keras_geo import countries, predict
+from keras_geo import countries, divergence, images, predict
 from keras_geo.app import gradcam, worldmap
 from keras_geo.errors import one_line
 from tfds_geoguessr.geoguessr import limits
@@ -36,7 +35,7 @@ def screenshot_input(**kwargs):
     other than `image_mode`, decodes and converts it before the handler runs:
     a 164 KB PNG of 13000x13000 pixels cost 2 GB there, and a text file gave
     a multi-line error naming server paths. Here nothing is decoded: `analyse`
-    reads the bytes and checks them first (`predict.check_image_bytes`).
+    reads the bytes and checks them first (`images.check_image_bytes`).
     Workaround, narrow and visible: the instance's `preprocess` is replaced
     (a subclass would make Gradio 6 write a `.pyi` file next to this module
     each time it is imported); `tests/test_app_reliability.py` notices when
@@ -72,7 +71,13 @@ def analyse(state, path):
         return None, None, "", None, ""
     try:
         image_bytes = limits.read_file(path, state.max_upload_bytes)
-        probabilities = predict.probabilities_of(state.batcher, image_bytes)
+        if state.cam_model is None:  # Decoded once, by the predictor (a SavedModel: its graph).
+            probabilities, frame = predict.probabilities_of(state.batcher, image_bytes), None
+        else:  # Decoded once here: the model input and the heatmap's background.
+            frame = images.decode(image_bytes)
+            pixels = images.model_input(frame, state.predictor.image_size)
+            probabilities = state.batcher.run(state.predictor.classify, pixels[None])[0]
+            divergence.check_probabilities(probabilities)
     except ValueError as error:  # The upload: one line, never a server path.
         raise gr.Error(str(error), print_exception=False) from None
     except OSError:
@@ -86,7 +91,9 @@ def analyse(state, path):
     label = {countries.get_country(names[i]).display_name: float(probabilities[i]) for i in order}
     world = worldmap.render_map(names, probabilities)
     distances = worldmap.runner_up_line(names, probabilities, top_k=state.top_k)
-    heatmap, note = _heatmap(state, image_bytes, int(order[0]))
+    heatmap, note = None, NEEDS_KERAS
+    if frame is not None:
+        heatmap, note = _heatmap(state, frame, pixels, int(order[0]))
     return label, world, distances, heatmap, note
 
 
@@ -115,17 +122,15 @@ def predict_endpoint(state):
     return predict
 
 
-def _heatmap(state, image_bytes, class_index):
-    if state.cam_model is None:
-        return None, NEEDS_KERAS
+def _heatmap(state, frame, pixels, class_index):
+    """The Grad-CAM overlay on the decoded `frame`, computed from its model input `pixels`."""
     from PIL import Image
 
-    heat = gradcam.gradcam(state.cam_model, state.predictor.pixels(image_bytes), class_index)
-    with Image.open(io.BytesIO(image_bytes)) as image:
-        image = image.convert("RGB")
-        scale = HEATMAP_WIDTH / max(image.size)  # Small scenes up, big screenshots down.
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        pixels = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
+    heat = state.batcher.run(gradcam.gradcam, state.cam_model, pixels, class_index)
+    image = Image.fromarray(frame)
+    scale = HEATMAP_WIDTH / max(image.size)  # Small scenes up, big screenshots down.
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    pixels = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
     country = countries.get_country(state.predictor.class_names[class_index]).display_name
     cells = f"{heat.shape[0]}x{heat.shape[1]}"
     note = f"Red: where the evidence for **{country}** lies (Grad-CAM on {cells} cells)."

@@ -14,7 +14,7 @@ a multi-line error naming server paths. So:
   (gradio reads the variable at import for some of its folders);
 - `keras_geo.app.ui.screenshot_input` hands the handler the uploaded file's
   path without opening it: the bytes then meet
-  `keras_geo.predict.check_image_bytes`, the same budget as the JSON API
+  `keras_geo.images.check_image_bytes`, the same budget as the JSON API
   and `keras-geo predict`.
 
 No gradio import here, so that the folder can be set up before gradio's.
