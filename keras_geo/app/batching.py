@@ -24,6 +24,11 @@ import numpy as np
 _STOP = object()
 
 
+def _of_predictor(name):
+    """A read-only attribute that is the wrapped predictor's `name`."""
+    return property(lambda self: getattr(self.predictor, name), doc=f"The predictor's `{name}`.")
+
+
 class _Job(typing.NamedTuple):
     """A call for the worker thread (`Batcher.run`) and the future of its result."""
 
@@ -56,6 +61,11 @@ class Batcher:
         [3]
         >>> batcher.close()
     """
+
+    class_names = _of_predictor("class_names")
+    coordinates = _of_predictor("coordinates")
+    info = _of_predictor("info")
+    tta = _of_predictor("tta")
 
     def __init__(self, predictor, *, max_batch=8):
         if max_batch < 1:
@@ -134,19 +144,3 @@ class Batcher:
             return
         for future, row in zip(futures, probabilities, strict=True):
             future.set_result(row)
-
-    @property
-    def class_names(self):
-        return self.predictor.class_names
-
-    @property
-    def coordinates(self):
-        return self.predictor.coordinates
-
-    @property
-    def info(self):
-        return self.predictor.info
-
-    @property
-    def tta(self):
-        return self.predictor.tta
