@@ -114,7 +114,7 @@ class KerasPredictor:
         # One traced graph for every batch size (the app batches), not an eager call each time.
         spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
         self._classify = tf.function(
-            lambda pixels: model(pixels, training=False), input_signature=[spec]
+            lambda pixels: self.model(pixels, training=False), input_signature=[spec]
         )
         # Traced too: a GIF's first-frame cut is a loop, slow step by step in eager mode.
         self._decode = tf.function(

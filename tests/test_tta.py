@@ -94,3 +94,14 @@ def test_tta_zero_is_a_one_line_error(argv, capsys, tmp_path, monkeypatch):
     err = capsys.readouterr().err.strip()
     assert err.startswith("keras-geo: error: ") and "--tta" in err and "\n" not in err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_keras_predictor_averages_its_views(model):
+    """`predict --tta N` on a run or `.keras` file calls the wrapped model, not the bare one."""
+    image = tf.io.encode_png(_images(1)[0].astype("uint8")).numpy()
+    with_views = predict.KerasPredictor(model, CLASS_NAMES, SIZE, tta=3)
+    without = predict.KerasPredictor(model, CLASS_NAMES, SIZE, tta=1)
+    pixels = with_views.pixels(image)[None]
+    expected = keras.ops.convert_to_numpy(tta.with_test_time_views(model, 3)(pixels))[0]
+    np.testing.assert_allclose(with_views.probabilities(image), expected, atol=1e-5)
+    assert not np.allclose(with_views.probabilities(image), without.probabilities(image), atol=1e-6)
