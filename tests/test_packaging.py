@@ -1,6 +1,7 @@
 """The wheel carries every non-Python file the code reads at run time."""
 
 import pathlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -12,14 +13,20 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
+    """The wheel of a clean copy of the tree (a stale `build/` hides what setup.cfg misses)."""
     out = tmp_path_factory.mktemp("wheel")
+    source = tmp_path_factory.mktemp("source") / "keras-geo"
+    leftovers = shutil.ignore_patterns(
+        "build", "dist", ".venv", ".git", "*.egg-info", "__pycache__", ".pytest_cache"
+    )
+    shutil.copytree(ROOT, source, ignore=leftovers)
     subprocess.run(
         [
             sys.executable,
             "-m",
             "pip",
             "wheel",
-            str(ROOT),
+            str(source),
             "--no-deps",
             "--no-build-isolation",
             "-q",
@@ -61,6 +68,14 @@ def test_wheel_has_the_app_and_its_extra(wheel):
     text = wheel.read(metadata).decode()
     assert "Provides-Extra: app" in text
     assert any(line.startswith("Requires-Dist: gradio") for line in text.splitlines())
+
+
+def test_wheel_ships_every_package_of_the_tree(wheel):
+    """A package missing from setup.cfg works in a clone (editable) and breaks `pip install .`."""
+    names = set(wheel.namelist())
+    inits = [*ROOT.glob("keras_geo/**/__init__.py"), *ROOT.glob("tfds_geoguessr/**/__init__.py")]
+    for init in inits:
+        assert init.relative_to(ROOT).as_posix() in names, init
 
 
 def test_wheel_ships_the_bundled_model_with_its_manifest(wheel):
