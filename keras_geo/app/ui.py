@@ -130,11 +130,11 @@ def _heatmap(state, frame, pixels, class_index):
     image = Image.fromarray(frame)
     scale = HEATMAP_WIDTH / max(image.size)  # Small scenes up, big screenshots down.
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    pixels = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
+    background = np.asarray(image.resize(size, Image.Resampling.BILINEAR))
     country = countries.get_country(state.predictor.class_names[class_index]).display_name
     cells = f"{heat.shape[0]}x{heat.shape[1]}"
     note = f"Red: where the evidence for **{country}** lies (Grad-CAM on {cells} cells)."
-    return gradcam.overlay(pixels, heat), note
+    return gradcam.overlay(background, heat), note
 
 
 def build_blocks(state):
