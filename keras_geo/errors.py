@@ -1,12 +1,19 @@
-"""The exception types the CLI turns into one-line messages."""
+"""keras-geo's exception types: built-in ones, with a message a user can act on.
+
+The library raises them (and plain `ValueError`/`TypeError`, as Keras does);
+`keras_geo.cli.main` turns them into one line (`keras-geo: error: ...`) and an
+exit status, never a traceback. A Python user catches `UserError` as the
+`ValueError` it is: nothing here belongs to the command line.
+"""
 
 
-class UserError(Exception):
-    """Bad input from the user: the message names the thing and the fix.
+class UserError(ValueError):
+    """A value the user gave is wrong (a path, a setting, a file): the message names it and the fix.
 
-    The CLI prints it as one line (`keras-geo: error: <message>`) and exits 2,
-    never with a traceback. Raise it for anything a user can correct: a
-    missing path, a dataset that was never built, a bad flag value.
+    A `ValueError`, like Keras' own for a bad argument, so `except ValueError`
+    catches it; the CLI prints it as one line and exits 2. Raise it for
+    anything a user can correct: a missing path, a dataset that was never
+    built, a bad flag value.
     """
 
 
