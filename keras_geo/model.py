@@ -37,6 +37,7 @@ import numpy as np
 from keras import ops
 
 from keras_geo import backbones
+from keras_geo.compat import keras_slots
 from keras_geo.compat.keras_adamw import AdamW
 from keras_geo.config import MIN_IMAGE_SIZE, PHASES
 from keras_geo.errors import UserError, one_line
@@ -372,10 +373,5 @@ def compile_model(
         jit_compile=jit_compile,
         **compile_kwargs,
     )
-    # Create the optimizer's slots now, not in the first traced train step. With no
-    # distribution strategy Keras defers them to that trace (`_maybe_symbolic_build` in
-    # keras/src/backend/tensorflow/trainer.py), and a tf.function that creates variables
-    # is traced twice (tensorflow/tensorflow#48851): 25 s more for the demo's first
-    # fine-tuning step on a 2-core CPU. `tests/test_model.py` notices when Keras stops.
-    model.optimizer.build(model.trainable_variables)
+    keras_slots.build_optimizer_slots(model)  # Not in the first traced step: one trace.
     return model

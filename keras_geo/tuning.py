@@ -226,6 +226,8 @@ class GeoTuner(compat_kt.DeclaredSpace, keras_tuner.Tuner):
             overwrite, distribution_strategy...).
     """
 
+    last_trial_error = None  # "Type: reason" of the running trial's exception, if it raised.
+
     def __init__(
         self,
         hypermodel,
@@ -252,12 +254,17 @@ class GeoTuner(compat_kt.DeclaredSpace, keras_tuner.Tuner):
         callbacks = copy.deepcopy(kwargs.pop("callbacks", None) or [])
         keras.backend.clear_session()  # As upstream: no state of earlier trials' models.
         strategy = self.distribution_strategy
-        with strategy.scope() if strategy else contextlib.nullcontext():
-            model = self.hypermodel.build(hp)
-        return self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
+        try:
+            with strategy.scope() if strategy else contextlib.nullcontext():
+                model = self.hypermodel.build(hp)
+            return self.hypermodel.fit(hp, model, *args, callbacks=callbacks, **kwargs)
+        except Exception as error:  # KerasTuner keeps only the traceback's text: the type, here.
+            self.last_trial_error = tuning_report.describe_error(error)
+            raise
 
     def on_trial_begin(self, trial):
         self._trial_start = time.monotonic()
+        self.last_trial_error = None
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
@@ -265,7 +272,7 @@ class GeoTuner(compat_kt.DeclaredSpace, keras_tuner.Tuner):
         record = {
             "trial_id": trial.trial_id,
             "status": trial.status,
-            "message": tuning_report.summarize_error(trial.message),
+            "message": self.last_trial_error or tuning_report.summarize_error(trial.message),
             "wall_time_s": round(wall_time, 1),
             "tuner_id": self.tuner_id,
         }

@@ -1,12 +1,13 @@
 """Results of a tuning search: `trials.csv`, `best.json`, `search.png`.
 
 Everything is read back from KerasTuner's project on disk
-(`tuning/search/trial_*/trial.json`) plus the `keras_geo.json` record each
-trial's tuner writes beside it, so the report is the same for a single
-process, a resumed search and a distributed one, and can be rewritten at any
-time with `write_report(tuning_dir, objective)`. Every row has every metric
-of `search_space.METRICS`; the objective (`search_space.OBJECTIVES`) picks the
-best trial and is named on the plot and in the progress lines.
+(`tuning/search/trial_*/trial.json`, with KerasTuner's own `Trial.load`) plus
+the `keras_geo.json` record each trial's tuner writes beside it, so the
+report is the same for a single process, a resumed search and a distributed
+one, and can be rewritten at any time with `write_report(tuning_dir,
+objective)`. Every row has every metric of `search_space.METRICS`; the
+objective (`search_space.OBJECTIVES`) picks the best trial and is named on the
+plot and in the progress lines.
 """
 
 import csv
@@ -20,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from keras_tuner.engine.trial import Trial, TrialStatus  # noqa: E402
 
 from keras_geo import paths  # noqa: E402
 from keras_geo.search_space import (  # noqa: E402
@@ -80,48 +82,58 @@ def summarize_error(message, limit=300):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _metric_at_best_step(state, name):
-    history = state.get("metrics", {}).get("metrics", {}).get(name)
-    if not history or not history.get("observations"):
+def describe_error(error, limit=300):
+    """ "ExceptionName: reason" for an exception a trial raised (TensorFlow's preamble skipped).
+
+    Example: `describe_error(ValueError("bad\\nmore"))` returns `"ValueError: bad"`.
+    """
+    reasons = [
+        line.strip()
+        for line in str(error).splitlines()
+        if line.strip() and not line[0].isspace() and not line.startswith(_NOT_A_REASON)
+    ]
+    text = f"{type(error).__name__}: {reasons[0]}" if reasons else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _metric_at_best_step(trial, name):
+    if not trial.metrics.exists(name) or not trial.metrics.get_history(name):
         return None
-    observations = history["observations"]
-    at_best = [o for o in observations if o["step"] == state.get("best_step")]
-    value = (at_best or observations)[-1]["value"]
-    value = value[-1] if isinstance(value, list) else value
-    return float(value)
+    history = trial.metrics.get_history(name)
+    at_best = [o for o in history if o.step == trial.best_step]
+    return float((at_best or history)[-1].value[-1])
 
 
-def _status(state, record):
-    if state["status"] == "COMPLETED":
+def _status(trial, record):
+    if trial.status == TrialStatus.COMPLETED:
         return "COMPLETED"
     if record and record.get("status") in ("FAILED", "INVALID"):
         return "FAILED"
-    return state["status"]  # RUNNING: interrupted or still running.
+    return trial.status  # RUNNING: interrupted or still running.
 
 
 def _row(trial_json):
-    with open(trial_json) as f:
-        state = json.load(f)
+    trial = Trial.load(trial_json)  # KerasTuner's own reader of its file.
     record_path = os.path.join(os.path.dirname(trial_json), SIDE_CAR)
     record = {}
     if os.path.exists(record_path):
         with open(record_path) as f:
             record = json.load(f)
-    values = state["hyperparameters"]["values"]
+    values = trial.hyperparameters.values
     row = {
-        "trial": trial_number(state["trial_id"]),
-        "trial_id": state["trial_id"],
-        "status": _status(state, record),
+        "trial": trial_number(trial.trial_id),
+        "trial_id": trial.trial_id,
+        "status": _status(trial, record),
     }
     row.update({name: values.get(name) for name in HYPERPARAMETERS})
     completed = row["status"] == "COMPLETED"
     for name in METRICS:
-        row[name] = _metric_at_best_step(state, name) if completed else None
-    row["best_epoch"] = state["best_step"] + 1 if completed else None
+        row[name] = _metric_at_best_step(trial, name) if completed else None
+    row["best_epoch"] = trial.best_step + 1 if completed else None
     row["wall_time_s"] = record.get("wall_time_s")
     row["tuner_id"] = record.get("tuner_id")
     row["message"] = (
-        None if completed else (record.get("message") or summarize_error(state.get("message")))
+        None if completed else (record.get("message") or summarize_error(trial.message))
     )
     return row
 

@@ -95,3 +95,37 @@ def test_a_full_disk_is_told_by_its_errno_or_its_text():
     assert compat_tfds.is_disk_full(full)
     assert compat_tfds.is_disk_full(RuntimeError("... No space left on device ..."))
     assert not compat_tfds.is_disk_full(raised(RuntimeError("x"), OSError(errno.EACCES, "no")))
+
+
+def test_the_tfds_hook_the_builder_implements_still_takes_what_it_passes_on():
+    """`tfds_geoguessr`'s `Builder._download_and_prepare` wraps TFDS' own (the hook
+    TFDS documents for subclasses) and passes `dl_manager` and `download_config`."""
+    import tensorflow_datasets as tfds
+
+    from tfds_geoguessr.geoguessr.geoguessr_dataset_builder import Builder
+
+    upstream = inspect.signature(tfds.core.GeneratorBasedBuilder._download_and_prepare)
+    assert list(upstream.parameters) == ["self", "dl_manager", "download_config"]
+    assert "_download_and_prepare" in vars(Builder)
+    assert issubclass(Builder, tfds.core.GeneratorBasedBuilder)
+
+
+def test_tuning_report_reads_trials_with_keras_tuners_own_loader(tmp_path):
+    """The report reads `trial.json` through `keras_tuner`'s public `Trial.load`."""
+    from keras_tuner.engine import trial as kt_trial
+
+    from keras_geo import tuning_report
+
+    hp = keras_tuner.HyperParameters()
+    hp.Fixed("batch_size", 16)
+    trial = kt_trial.Trial(hp, trial_id="02", status=kt_trial.TrialStatus.COMPLETED)
+    trial.metrics.register("val_accuracy", direction="max")
+    trial.metrics.update("val_accuracy", 0.25, step=0)
+    trial.metrics.update("val_accuracy", 0.5, step=1)
+    trial.best_step = 1
+    folder = tmp_path / "search" / "trial_02"
+    folder.mkdir(parents=True)
+    trial.save(str(folder / "trial.json"))
+    [row] = tuning_report.load_trials(tmp_path)
+    assert (row["trial"], row["status"], row["batch_size"]) == (3, "COMPLETED", 16)
+    assert row["val_accuracy"] == 0.5 and row["best_epoch"] == 2

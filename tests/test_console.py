@@ -1,10 +1,10 @@
-"""`keras_geo.console`: TensorFlow's start-up chatter is dropped, everything else reaches stderr."""
+"""`keras_geo.compat.tensorflow_startup`: TensorFlow's start-up chatter goes, the rest stays."""
 
 import os
 import subprocess
 import sys
 
-from keras_geo import console
+from keras_geo.compat import tensorflow_startup
 
 NOISE = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
@@ -32,10 +32,10 @@ def _run(code, **env):
 
 
 def test_start_up_noise_is_what_the_level_hides_plus_the_cpu_only_cuinit_error():
-    assert all(console.is_startup_noise(line, 2) for line in NOISE)
-    assert not any(console.is_startup_noise(line, 2) for line in KEPT[1:])
-    assert console.is_startup_noise(KEPT[0], 2)  # A W-line: level 2 hides warnings.
-    assert not any(console.is_startup_noise(line, 0) for line in NOISE + KEPT)
+    assert all(tensorflow_startup.is_startup_noise(line, 2) for line in NOISE)
+    assert not any(tensorflow_startup.is_startup_noise(line, 2) for line in KEPT[1:])
+    assert tensorflow_startup.is_startup_noise(KEPT[0], 2)  # A W-line: level 2 hides warnings.
+    assert not any(tensorflow_startup.is_startup_noise(line, 0) for line in NOISE + KEPT)
 
 
 def test_quiet_start_up_drops_the_noise_and_passes_the_rest():
@@ -48,8 +48,8 @@ def test_quiet_start_up_drops_the_noise_and_passes_the_rest():
         "import os, sys, tensorflow as tf\n"
         "real = tf.config.list_physical_devices\n"
         f"tf.config.list_physical_devices = lambda: (os.write(2, {lines.encode()!r}), real())[1]\n"
-        "from keras_geo import console\n"
-        "console.quiet_tensorflow_startup()\n"
+        "from keras_geo.compat import tensorflow_startup\n"
+        "tensorflow_startup.quiet_tensorflow_startup()\n"
         "print('after', file=sys.stderr)\n"
     )
     result = _run(code, TF_CPP_MIN_LOG_LEVEL="2")
@@ -59,8 +59,8 @@ def test_quiet_start_up_drops_the_noise_and_passes_the_rest():
 
 def test_tensorflow_still_needs_the_workaround():
     """Fails once TensorFlow honours TF_CPP_MIN_LOG_LEVEL at start-up (tensorflow#100442):
-    then `console.quiet_tensorflow_startup` can go."""
+    then `keras_geo.compat.tensorflow_startup` can go."""
     result = _run(
         "import tensorflow as tf; tf.config.list_physical_devices()", TF_CPP_MIN_LOG_LEVEL="2"
     )
-    assert any(console.is_startup_noise(line, 2) for line in result.stderr.splitlines())
+    assert any(tensorflow_startup.is_startup_noise(line, 2) for line in result.stderr.splitlines())

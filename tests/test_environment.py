@@ -152,20 +152,21 @@ def test_the_page_input_needs_its_workaround(tmp_path):
     """Gradio's own `Image.preprocess` opens the upload; ours hands the path on unopened.
 
     When the first assertion fails, Gradio no longer opens the file before
-    the handler: `ui.screenshot_input`'s workaround can go.
+    the handler: `keras_geo.compat.gradio_image` can go.
     """
     import gradio as gr
     from gradio.data_classes import ImageData
 
-    from keras_geo.app import ui
+    from keras_geo.compat import gradio_image
 
     path = tmp_path / "notes.png"
     path.write_text("not pixels")
     payload = ImageData(path=str(path), orig_name="notes.png")
     with pytest.raises(Exception, match="cannot identify image file"):
         gr.Image(type="filepath").preprocess(payload)
-    assert ui.screenshot_input().preprocess(payload) == str(path)
-    assert not pathlib.Path(ui.__file__).with_suffix(".pyi").exists()  # No subclass: no stub.
+    assert gradio_image.screenshot_input().preprocess(payload) == str(path)
+    stub = pathlib.Path(gradio_image.__file__).with_suffix(".pyi")
+    assert not stub.exists()  # No subclass: no stub.
 
 
 def test_predict_json_holds_json(tmp_path, capsys):

@@ -239,10 +239,10 @@ def test_compiled_model_traces_its_train_step_once():
 
 
 def test_keras_still_creates_the_optimizer_slots_in_the_first_trace():
-    """Upstream behaviour that `compile_model`'s `optimizer.build` works around.
+    """Upstream behaviour that `keras_geo.compat.keras_slots` works around.
 
     When this fails, Keras builds the optimizer before tracing the train step
-    (no second trace): the explicit build in `compile_model` can go.
+    (no second trace): `compile_model`'s `build_optimizer_slots` can go.
     """
     model = _tiny_classifier()
     model.compile(optimizer="adamw", loss="sparse_categorical_crossentropy", jit_compile=False)

@@ -92,6 +92,23 @@ def test_summarize_error_keeps_the_exception_and_its_reason():
     assert len(tuning_report.summarize_error("ValueError: " + "x" * 999)) == 300
 
 
+def test_describe_error_takes_the_type_from_the_exception_and_skips_tensorflows_preamble():
+    import tensorflow as tf
+
+    error = tf.errors.ResourceExhaustedError(
+        None,
+        None,
+        "Graph execution error:\n\nDetected at node Conv2D defined at (most recent call "
+        'last):\n  File "y.py", line 2\nOOM when allocating tensor [256,2048]\n'
+        "\t [[{{node Conv2D}}]]\n",
+    )
+    assert tuning_report.describe_error(error) == (
+        "ResourceExhaustedError: OOM when allocating tensor [256,2048]"
+    )
+    assert tuning_report.describe_error(ValueError("bad\nmore")) == "ValueError: bad"
+    assert tuning_report.describe_error(RuntimeError()) == "RuntimeError"
+
+
 def test_progress_line_names_trial_values_score_and_best():
     line = tuning_report.progress_line(
         trial_id="2",

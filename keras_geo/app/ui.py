@@ -7,6 +7,7 @@ import numpy as np
 
 from keras_geo import countries, divergence, images, predict
 from keras_geo.app import gradcam, worldmap
+from keras_geo.compat.gradio_image import screenshot_input
 from keras_geo.errors import one_line
 from tfds_geoguessr.geoguessr import limits
 
@@ -26,33 +27,6 @@ NEEDS_KERAS = (
     "the `.keras` file instead of an exported model."
 )
 HEATMAP_WIDTH = 480
-
-
-def screenshot_input(**kwargs):
-    """A `gr.Image(type="filepath")` whose upload reaches `analyse` unopened.
-
-    Gradio's own `Image.preprocess` opens the file with PIL and, for a mode
-    other than `image_mode`, decodes and converts it before the handler runs:
-    a 164 KB PNG of 13000x13000 pixels cost 2 GB there, and a text file gave
-    a multi-line error naming server paths. Here nothing is decoded: `analyse`
-    reads the bytes and checks them first (`images.check_image_bytes`).
-    Workaround, narrow and visible: the instance's `preprocess` is replaced
-    (a subclass would make Gradio 6 write a `.pyi` file next to this module
-    each time it is imported); `tests/test_app_reliability.py` notices when
-    Gradio's own preprocess stops opening the file.
-    """
-    image = gr.Image(type="filepath", **kwargs)
-    image.preprocess = _path_unopened
-    return image
-
-
-def _path_unopened(payload):
-    """The uploaded file's path (the `FileData` Gradio saved), without reading it."""
-    if payload is None:
-        return None
-    if payload.path is None:  # An inline data URL: only API clients send those.
-        raise gr.Error("no file received: upload the image as a file", print_exception=False)
-    return payload.path
 
 
 def analyse(state, path):

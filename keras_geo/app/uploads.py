@@ -12,7 +12,7 @@ a multi-line error naming server paths. So:
   is set), removed by `remove_private_cache()` when the app stops and at
   interpreter exit. `keras-geo app` calls it before gradio is imported
   (gradio reads the variable at import for some of its folders);
-- `keras_geo.app.ui.screenshot_input` hands the handler the uploaded file's
+- `keras_geo.compat.gradio_image.screenshot_input` hands the handler the uploaded file's
   path without opening it: the bytes then meet
   `keras_geo.images.check_image_bytes`, the same budget as the JSON API
   and `keras-geo predict`.

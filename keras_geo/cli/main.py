@@ -13,7 +13,8 @@ import importlib
 import os
 import sys
 
-from keras_geo import __version__, console, settings
+from keras_geo import __version__, settings
+from keras_geo.compat import tensorflow_startup
 from keras_geo.errors import StorageError, UserError
 
 # A write that failed for lack of space or permission, wherever it happened.
@@ -64,7 +65,7 @@ def main(argv=None):
         # for CLI users; `TF_CPP_MIN_LOG_LEVEL=0 keras-geo ...` brings it back.
         # A subcommand may hide TensorFlow's errors too (`tf_min_log_level`).
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", getattr(args, "tf_min_log_level", "2"))
-        console.quiet_tensorflow_startup()
+        tensorflow_startup.quiet_tensorflow_startup()
         return args.func(args) or 0
     except UserError as error:
         print(f"keras-geo: error: {error}", file=sys.stderr)

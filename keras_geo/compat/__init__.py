@@ -21,8 +21,16 @@ workaround goes when it is no longer needed.
 - `tfds`: the absl warning of `is_prepared` (tensorflow/datasets#2613), a
   full disk's text. tensorflow-datasets >=4.9.3,<4.10;
   tests/test_datasets.py, tests/test_build_reliability.py.
+- `keras_slots`: the optimizer's slots built before the first traced step
+  (tensorflow/tensorflow#48851). keras >=3.15,<3.16; tests/test_model.py.
+- `tensorflow_startup`: TensorFlow's start-up lines that
+  `TF_CPP_MIN_LOG_LEVEL` no longer hides (tensorflow/tensorflow#100442,
+  #59849). tensorflow >=2.16,<2.22; tests/test_console.py.
+- `gradio_image`: an image input whose upload reaches the handler unopened
+  (Gradio's `Image.preprocess` decodes it first). gradio >=6.31,<7;
+  tests/test_environment.py.
 
-Elsewhere, by layering: the dataset builder's `_download_and_prepare`
-override (`tfds_geoguessr`, the layer below `keras_geo`), and the reading of
-KerasTuner's `trial.json` files (`keras_geo.tuning_report`).
+Elsewhere, by layering: the dataset builder implements TFDS's
+`_download_and_prepare` hook (`tfds_geoguessr`, the layer below `keras_geo`;
+`tests/test_compat.py` checks the hook's signature).
 """
