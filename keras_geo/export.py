@@ -35,10 +35,8 @@ import contextlib
 import csv
 import errno
 import json
-import os
 import pathlib
 import shutil
-import tempfile
 
 import keras
 import numpy as np
@@ -172,9 +170,8 @@ def export_saved_model(
     remove_leftovers(out_dir)
     nbytes = keras_callbacks.weights_nbytes(model)
     paths.check_space(out_dir, nbytes)  # The variables alone; the graph is small.
-    tmp_dir = pathlib.Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    _chmod_like_mkdir(tmp_dir)
-    try:
+    with paths.atomic_write(out_dir) as tmp_dir:  # Replaces a previous export whole.
+        tmp_dir.mkdir()
         # No `archive.track(model)`: the endpoints' variables are tracked
         # anyway, and walking every layer of ResNet50 doubles the export time.
         archive = keras.export.ExportArchive()
@@ -185,9 +182,6 @@ def export_saved_model(
             archive.write_out(str(tmp_dir), verbose=False)
             info = {"image_size": image_size, "top_k": k, "tta": tta, "model": model_record}
             _write_metadata(tmp_dir / METADATA_DIR, class_names, coordinates, info)
-        _replace_dir(tmp_dir, out_dir)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
     return out_dir
 
 
@@ -214,7 +208,12 @@ def _disk_full_as_storage_error(out_dir, nbytes):
 
 
 def remove_leftovers(out_dir):
-    """Deletes the temporary folders of killed exports to `out_dir` (`.<name>.XXXXXXXX`)."""
+    """Deletes the temporary folders of killed exports to `out_dir`.
+
+    `.tmp-<pid>-<name>` and `.tmp-<pid>-old-<name>` (`paths.atomic_write`), and
+    `.<name>.XXXXXXXX` (the exports of earlier versions).
+    """
+    paths.remove_leftovers(out_dir.parent, f"{paths.TMP_PREFIX}*-{out_dir.name}")
     for path in out_dir.parent.glob(f".{out_dir.name}.{'[a-z0-9_]' * 8}"):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -240,19 +239,6 @@ def check_out_dir(out_dir, overwrite):
             f"{out_dir} is not a SavedModel (no saved_model.pb): refusing to delete it "
             "even with --overwrite; choose another --out."
         )
-
-
-def _chmod_like_mkdir(directory):
-    """mkdtemp makes 0700 directories; give the usual umask-based mode."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(directory, 0o777 & ~umask)
-
-
-def _replace_dir(tmp_dir, out_dir):
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp_dir, out_dir)
 
 
 def _write_metadata(directory, class_names, coordinates, info):

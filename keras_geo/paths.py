@@ -73,7 +73,9 @@ def atomic_write(path, *, optional=False):
     The temporary name keeps `path`'s suffix (`.tmp-<pid>-model.keras`), so
     writers that check the extension accept it. On any error the temporary
     file (or folder) is removed and `path` is left as it was. With
-    `optional`, a block that wrote nothing leaves `path` as it was.
+    `optional`, a block that wrote nothing leaves `path` as it was. A folder
+    written at the temporary path replaces a folder at `path` even when that
+    one is not empty (`_replace`).
 
     Raises:
         StorageError: writing failed with an `OSError` (disk full, read-only).
@@ -84,11 +86,31 @@ def atomic_write(path, *, optional=False):
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         if not (optional and not tmp.exists()):
-            os.replace(tmp, path)
+            _replace(tmp, path)
     except OSError as error:
         raise storage_error(error, path) from error
     finally:
         _remove(tmp)
+
+
+def _replace(tmp, path):
+    """`os.replace(tmp, path)`, also for a folder over a non-empty folder.
+
+    POSIX renames a folder only over an empty one: the old folder is first
+    renamed aside (`.tmp-<pid>-old-<name>`), then the new one into place, then
+    the old one removed. If the second rename fails the old one goes back.
+    """
+    if not (tmp.is_dir() and path.is_dir() and not path.is_symlink()):
+        os.replace(tmp, path)
+        return
+    old = path.with_name(f"{TMP_PREFIX}{os.getpid()}-old-{path.name}")
+    os.replace(path, old)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        os.replace(old, path)
+        raise
+    _remove(old)
 
 
 def check_space(path, nbytes):
