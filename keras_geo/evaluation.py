@@ -43,7 +43,7 @@ def evaluate(
         run_dir: a run directory written by `keras_geo.training.train`.
         split: `"train"`, `"validation"` or `"test"`.
         model: the model to evaluate; default: the run's `model.keras`.
-        batch_size: default: the run config's batch size.
+        batch_size: default: `pipeline.eval_batch_size` of the run's batch size.
         verbose: `"auto"`/1 shows a progress bar, 0 none.
         write: False computes and returns the metrics without writing
             anything (a read-only run directory).
@@ -82,7 +82,7 @@ def _evaluate(run_dir, split, model, batch_size, verbose, tta, write):
         model,
         split_ds,
         image_size=config.image_size,
-        batch_size=batch_size or config.batch_size,
+        batch_size=batch_size or pipeline.eval_batch_size(config.batch_size, views=tta),
         verbose=verbose,
     )
     divergence.check_probabilities(probabilities)

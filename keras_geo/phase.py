@@ -226,6 +226,8 @@ def image_datasets(config, train, validation=None, *, runtime=None):
     val_ds = None
     if validation is not None:
         val_ds = pipeline.eval_dataset(
-            validation, image_size=config.image_size, batch_size=config.batch_size
+            validation,
+            image_size=config.image_size,
+            batch_size=pipeline.eval_batch_size(config.batch_size),
         )
     return train_ds, val_ds

@@ -1,9 +1,10 @@
 """`keras-geo demo`: the whole pipeline in minutes on CPU, no download needed.
 
 Builds the synthetic dataset (`geoguessr/synthetic`: 20 countries of drawn
-scenes) if missing, trains the `demo` experiment (EfficientNetV2B0 at 64 px
+scenes) if missing, trains the `demo` experiment (EfficientNetV2B0 at 32 px
 from random weights, every layer fine-tuned), evaluates it on the test split
-and prints where the run directory, metrics and figures are. Rerunning resumes or reuses the run.
+and prints where the run directory, metrics and figures are. Rerunning resumes
+or reuses the run.
 """
 
 from keras_geo.cli import flags

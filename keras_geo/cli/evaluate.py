@@ -20,7 +20,10 @@ def add_parser(subparsers):
         help="default: test",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="default: the run's batch size"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="default: the run's batch size, at least 64 without --tta",
     )
     parser.add_argument(
         "--tta",
