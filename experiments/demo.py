@@ -17,29 +17,10 @@ BatchNorm statistics make fine-tuning diverge), batch 16, AdamW 3e-3 with
 one warm-up epoch then cosine decay, plain cross-entropy, no flips, whole
 frames.
 
-Measured (2026-12-04, the 2-core AMD EPYC this project is developed on;
-`keras-geo train --experiment demo --seed N`, test accuracy on the 1,000
-test scenes, chance 5%):
-
-| recipe                    | seed 0 | seed 1 | seed 2 | seed 3 |
-|---------------------------|-------:|-------:|-------:|-------:|
-| 64 px, 11 epochs (before) | 65.0%  | 66.2%  | 54.8%  |        |
-| 48 px, 16 epochs          | 71.1%  | 72.2%  | 62.7%  | 66.6%  |
-| **32 px, 24 epochs**      | 64.0%  | 64.5%  | 63.6%  | 64.2%  |
-
-The 64 px recipe fell under 60% on seed 2 (its best-validation epoch was
-still learning when the 11 epochs ended). Of the two that cleared 60% on
-every seed, 32 px is kept: its four seeds lie within 0.9 points of each
-other (63.6-64.5%), where 48 px spreads over 9.5 points (62.7-72.2%), so a
-CPU that rounds differently is likelier to stay above 60% with it; it also
-costs less CPU (253 s against 270 s of user time for the whole demo).
-`/usr/bin/time keras-geo demo` from an empty data dir (the dataset build
-included): 64.0% (seed 0, the same figure as the training run above), **3 min
-53 s wall**, 253 s user and 34 s system CPU, on this machine with no other
-job of ours running (1-minute load average 1.3 at the start); an epoch takes
-6-11 s, the first 23 s (TensorFlow tracing the step; see
-`keras_geo.compat.keras_adamw` and `benchmarks/first_step.py`). That is over
-the 3 minutes aimed at.
+Why this recipe, with the alternatives measured over four seeds (64 px for
+11 epochs fell under 60% on one; 48 px spread over 9.5 points; 20 epochs or
+batch 32 fell under 60% on seed 0), and its accuracy and wall time:
+docs/benchmarks.md#the-demo.
 """
 
 from keras_geo.config import TrainConfig
