@@ -36,6 +36,7 @@ import csv
 import errno
 import json
 import pathlib
+import re
 import shutil
 
 import keras
@@ -213,7 +214,10 @@ def remove_leftovers(out_dir):
     `.tmp-<pid>-<name>` and `.tmp-<pid>-old-<name>` (`paths.atomic_write`), and
     `.<name>.XXXXXXXX` (the exports of earlier versions).
     """
-    paths.remove_leftovers(out_dir.parent, f"{paths.TMP_PREFIX}*-{out_dir.name}")
+    ours = re.compile(rf"{re.escape(paths.TMP_PREFIX)}\d+-(old-)?{re.escape(out_dir.name)}")
+    for path in out_dir.parent.glob(f"{paths.TMP_PREFIX}*-{out_dir.name}"):
+        if ours.fullmatch(path.name):  # Not `.tmp-<pid>-other-<name>`, another export's.
+            paths.remove_leftovers(out_dir.parent, path.name)
     for path in out_dir.parent.glob(f".{out_dir.name}.{'[a-z0-9_]' * 8}"):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)

@@ -44,3 +44,15 @@ def test_the_old_folder_goes_back_when_the_new_one_cannot_move_in(tmp_path, monk
     with pytest.raises(StorageError), paths.atomic_write(target) as tmp:
         tmp.mkdir()
     assert [p.name for p in target.iterdir()] == ["old.txt"]
+
+
+def test_an_export_removes_its_own_leftovers_only(tmp_path):
+    from keras_geo import export
+
+    out = tmp_path / "1"
+    mine = [tmp_path / ".tmp-41-1", tmp_path / ".tmp-42-old-1", tmp_path / ".1.k1ll3d_x"]
+    others = [tmp_path / ".tmp-43-x-1", tmp_path / ".tmp-44-2"]
+    for folder in mine + others:
+        folder.mkdir()
+    export.remove_leftovers(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in others)
