@@ -129,3 +129,18 @@ def test_tuning_report_reads_trials_with_keras_tuners_own_loader(tmp_path):
     [row] = tuning_report.load_trials(tmp_path)
     assert (row["trial"], row["status"], row["batch_size"]) == (3, "COMPLETED", 16)
     assert row["val_accuracy"] == 0.5 and row["best_epoch"] == 2
+
+
+def test_tfds_still_imports_importlib_resources_without_declaring_it_for_this_python():
+    """setup.cfg declares `importlib_resources` because TFDS' builder module imports it
+    but TFDS requires it only on Python < 3.9. When TFDS declares it for every Python
+    (or stops importing it), the line in setup.cfg can go."""
+    import importlib.metadata
+
+    from tensorflow_datasets.core import dataset_builder
+
+    requirements = importlib.metadata.requires("tensorflow-datasets")
+    declared = [r for r in requirements if r.startswith("importlib_resources")]
+    assert all("python_version < " in r for r in declared)
+    # Imported lazily (`epy.lazy_imports`), used for out-of-tree builders' paths.
+    assert "importlib_resources.abc.Traversable" in inspect.getsource(dataset_builder)
