@@ -25,7 +25,7 @@ import math
 import keras
 import numpy as np
 
-from keras_geo.errors import UserError
+from keras_geo.errors import ModelError, UserError
 
 
 class TrainingDiverged(UserError):
@@ -72,7 +72,7 @@ class StopOnDivergence(keras.callbacks.TerminateOnNaN):
 
 
 def check_probabilities(probabilities):
-    """Raises `UserError` unless every probability is finite.
+    """Raises `ModelError` unless every probability is finite.
 
     A NaN is no answer: it would print as a bare `NaN` in `predict --json`
     (not JSON), rank the countries at random and score as a class in metrics.
@@ -80,7 +80,7 @@ def check_probabilities(probabilities):
     probabilities = np.asarray(probabilities)
     if not np.all(np.isfinite(probabilities)):
         bad = probabilities[~np.isfinite(probabilities)].flat[0]
-        raise UserError(
+        raise ModelError(
             f"the model gives non-finite probabilities ({bad}): its weights are broken "
             "(did its training diverge?); retrain it with a lower learning rate"
         )

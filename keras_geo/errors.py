@@ -17,6 +17,14 @@ class UserError(ValueError):
     """
 
 
+class ModelError(RuntimeError):
+    """The model, not the input, failed (e.g. it outputs NaN): the message says what to do.
+
+    Not a `ValueError`, so callers that report a bad upload (400, a per-file
+    error) let it through; the CLI prints it as one line and exits 2.
+    """
+
+
 class StorageError(Exception):
     """A file could not be written mid-run (full disk, read-only file system).
 

@@ -15,7 +15,7 @@ import sys
 
 from keras_geo import __version__, settings
 from keras_geo.compat import tensorflow_startup
-from keras_geo.errors import StorageError, UserError
+from keras_geo.errors import ModelError, StorageError, UserError
 
 # A write that failed for lack of space or permission, wherever it happened.
 _STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
@@ -67,7 +67,7 @@ def main(argv=None):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", getattr(args, "tf_min_log_level", "2"))
         tensorflow_startup.quiet_tensorflow_startup()
         return args.func(args) or 0
-    except UserError as error:
+    except (UserError, ModelError) as error:
         print(f"keras-geo: error: {error}", file=sys.stderr)
         return 2
     except StorageError as error:
