@@ -69,17 +69,9 @@ def summarize_error(message, limit=300):
     lines = [line.rstrip() for line in str(message).splitlines() if line.strip()]
     headers = [i for i, line in enumerate(lines) if _EXCEPTION_LINE.match(line)]
     if not headers:
-        text = lines[-1].strip()
-    else:
-        name, first = _EXCEPTION_LINE.match(lines[headers[-1]]).groups()
-        rest = [first or ""] + lines[headers[-1] + 1 :]
-        reasons = [
-            line.strip()
-            for line in rest
-            if line.strip() and not line[0].isspace() and not line.startswith(_NOT_A_REASON)
-        ]
-        text = f"{name}: {reasons[0]}" if reasons else name
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return _cut(lines[-1].strip(), limit)
+    name, first = _EXCEPTION_LINE.match(lines[headers[-1]]).groups()
+    return _headline(name, [first or ""] + lines[headers[-1] + 1 :], limit)
 
 
 def describe_error(error, limit=300):
@@ -87,19 +79,27 @@ def describe_error(error, limit=300):
 
     Example: `describe_error(ValueError("bad\\nmore"))` returns `"ValueError: bad"`.
     """
+    return _headline(type(error).__name__, str(error).splitlines(), limit)
+
+
+def _headline(name, lines, limit):
+    """ "name: reason", the reason the first of `lines` not indented nor TensorFlow's preamble."""
     reasons = [
         line.strip()
-        for line in str(error).splitlines()
+        for line in lines
         if line.strip() and not line[0].isspace() and not line.startswith(_NOT_A_REASON)
     ]
-    text = f"{type(error).__name__}: {reasons[0]}" if reasons else type(error).__name__
+    return _cut(f"{name}: {reasons[0]}" if reasons else name, limit)
+
+
+def _cut(text, limit):
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _metric_at_best_step(trial, name):
-    if not trial.metrics.exists(name) or not trial.metrics.get_history(name):
+    history = trial.metrics.get_history(name) if trial.metrics.exists(name) else None
+    if not history:
         return None
-    history = trial.metrics.get_history(name)
     at_best = [o for o in history if o.step == trial.best_step]
     return float((at_best or history)[-1].value[-1])
 
